@@ -1,0 +1,83 @@
+"""Batched sparse tensor contraction ``y = W . x`` without ever building W.
+
+W has shape ``out_shape + in_shape`` and is given per instance as a list of index tuples and
+values. Following appendix A.2 of the paper, input and output tuples are flattened to one
+integer each, the batch is folded into the output index (each instance's W sits on the
+diagonal of one big block matrix), and the product is one gather from x and one
+``index_add`` into y. Cost and memory are linear in the number of tuples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from .indexing import as_shape, check_fits_int64, flat_index
+
+
+def _check(indices, values, x, out_shape):
+    if not torch.is_tensor(indices) or indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+        dtype = getattr(indices, "dtype", type(indices).__name__)
+        raise ValueError(f"indices must be an integer tensor (e.g. torch.long), got {dtype}; round and cast with .long()")
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise ValueError("x must be a floating point tensor of shape (batch, *in_shape)")
+    if x.dim() < 2:
+        raise ValueError(f"x must have shape (batch, *in_shape) with at least one input dimension, got {tuple(x.shape)}")
+    b, in_shape = x.shape[0], tuple(x.shape[1:])
+    rank = len(out_shape) + len(in_shape)
+    if indices.dim() != 3 or indices.shape[0] != b or indices.shape[2] != rank:
+        raise ValueError(
+            f"indices must have shape (batch={b}, m, {rank}) for W of shape {out_shape} + {in_shape}, "
+            f"got {tuple(indices.shape)}"
+        )
+    if not torch.is_tensor(values) or values.shape != indices.shape[:2]:
+        got = tuple(values.shape) if torch.is_tensor(values) else type(values).__name__
+        raise ValueError(f"values must have shape (batch, m) = {tuple(indices.shape[:2])}, got {got}")
+    if values.dtype != x.dtype:
+        raise ValueError(f"values ({values.dtype}) and x ({x.dtype}) must have the same dtype")
+    if values.device != x.device or indices.device != x.device:
+        raise ValueError(f"indices, values and x must be on one device, got {indices.device}, {values.device}, {x.device}")
+    return b, in_shape
+
+
+def contract(
+    indices: torch.Tensor,
+    values: torch.Tensor,
+    x: torch.Tensor,
+    out_shape: Sequence[int],
+    *,
+    validate: bool = True,
+) -> torch.Tensor:
+    """Compute ``y[b, o] = sum_j values[b, j] * x[b, i]`` over entries with ``indices[b, j] = (o, i)``.
+
+    Args:
+        indices: integer (b, m, len(out_shape) + x.dim() - 1), tuples into W of shape
+            ``out_shape + x.shape[1:]``. Repeated tuples add up.
+        values: (b, m), the value of each tuple, same dtype and device as x.
+        x: (b, *in_shape), the input.
+        out_shape: the output dimensions.
+        validate: check that every index lies inside W (one device sync). Internal callers
+            that produced the indices themselves skip it.
+
+    Returns:
+        y: (b, *out_shape), differentiable with respect to values and x.
+    """
+    out_shape = as_shape(out_shape, "out_shape")
+    b, in_shape = _check(indices, values, x, out_shape)
+    check_fits_int64(out_shape)
+    check_fits_int64(in_shape)
+    n_out = len(out_shape)
+    if validate and indices.numel() > 0:
+        bounds = torch.tensor(out_shape + in_shape, device=indices.device)
+        if bool((indices < 0).any()) or bool((indices >= bounds).any()):
+            raise ValueError(f"indices out of range for W of shape {out_shape + in_shape}")
+
+    out_flat = flat_index(indices[..., :n_out], out_shape)  # (b, m)
+    in_flat = flat_index(indices[..., n_out:], in_shape)  # (b, m)
+    n_out_flat = math.prod(out_shape)
+    contributions = values * x.reshape(b, -1).gather(1, in_flat)
+    rows = out_flat + torch.arange(b, device=x.device).unsqueeze(1) * n_out_flat
+    y = x.new_zeros(b * n_out_flat).index_add(0, rows.reshape(-1), contributions.reshape(-1))
+    return y.view(b, *out_shape)

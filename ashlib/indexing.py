@@ -1,0 +1,62 @@
+"""Integer index tuples: flattening to one key per tuple, and finding repeats.
+
+Both the sampler (duplicate detection) and the contraction (appendix A.2, "flattening
+tensors") need a tuple's position in a row-major flattened tensor. Because the shape is
+known, that flat index is an exact, collision-free key; the paper's nested Cantor pairing
+grows much faster and overflows int64 for moderately large tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+INT64_MAX = 2**63 - 1
+
+
+def as_shape(shape, name: str = "shape") -> tuple[int, ...]:
+    """Return ``shape`` as a tuple of positive ints, or raise a ValueError saying why not."""
+    if isinstance(shape, int):
+        shape = (shape,)
+    try:
+        dims = tuple(int(s) for s in shape)
+    except TypeError as err:
+        raise ValueError(f"{name} must be a sequence of positive ints, got {shape!r}") from err
+    if any(d != s for d, s in zip(dims, shape)) or any(d < 1 for d in dims):
+        raise ValueError(f"{name} must contain positive ints only, got {tuple(shape)!r}")
+    if len(dims) == 0:
+        raise ValueError(f"{name} must have at least one dimension, got ()")
+    return dims
+
+
+def check_fits_int64(shape: Sequence[int]) -> None:
+    """Raise a ValueError if a tensor of ``shape`` has more elements than int64 can index."""
+    if math.prod(shape) > INT64_MAX:
+        raise ValueError(
+            f"a tensor of shape {tuple(shape)} has {math.prod(shape)} elements, more than an "
+            "int64 flat index can address; use fewer or smaller dimensions"
+        )
+
+
+def flat_index(tuples: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Row-major flat index of integer tuples ``(..., r)`` into a tensor of ``shape`` (r dims).
+
+    ``flat = sum_d tuples[..., d] * prod(shape[d+1:])``, the paper's ``fi`` function.
+    """
+    strides = [math.prod(shape[d + 1 :]) for d in range(len(shape))]
+    strides_t = torch.tensor(strides, dtype=torch.long, device=tuples.device)
+    return (tuples.long() * strides_t).sum(-1)
+
+
+def repeat_mask(keys: torch.Tensor) -> torch.Tensor:
+    """True where ``keys[..., j]`` equals some ``keys[..., i]`` with ``i < j`` (same row).
+
+    One stable sort per row, O(n log n): among equal keys the stable sort keeps the earliest
+    position first, so every later copy is marked and the first one is not.
+    """
+    sorted_keys, order = torch.sort(keys, dim=-1, stable=True)
+    repeated_sorted = torch.zeros_like(sorted_keys, dtype=torch.bool)
+    repeated_sorted[..., 1:] = sorted_keys[..., 1:] == sorted_keys[..., :-1]
+    return torch.zeros_like(repeated_sorted).scatter(-1, order, repeated_sorted)

@@ -1,0 +1,196 @@
+"""Sparse layers whose weight tensor W is learned as k Gaussians plus k values.
+
+``SparseLayer`` keeps the k means, sigmas and values as free parameters (one W for every
+instance); ``HyperLayer`` gets them per instance from a source network (one W per instance,
+an *adaptive* layer). Both share the same path, section 2.1 and Algorithm 1 of the paper:
+
+1. raw parameters to index space: ``mean = sigmoid(raw) * (size - 1)`` per dimension, and
+   ``sigma = softplus(raw + 2) * size * sigma_scale + min_sigma`` per dimension;
+2. :func:`ashlib.sample` proposes integer tuples and proportions;
+3. each Gaussian's value is split over its pool by those proportions;
+4. :func:`ashlib.contract` computes ``y = W . x``.
+
+The paper treats the scaled sigma as a (diagonal) covariance; ashlib treats it as a standard
+deviation in index units, so ``min_sigma`` (the paper's tau = 0.1) is directly the smallest
+spread in cells. Means are scaled by ``size - 1`` rather than ``size`` so the largest index is
+reachable and never overshot.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .contract import contract
+from .indexing import as_shape
+from .sampling import _as_region, sample
+
+SIGMA_OFFSET = 2.0
+"""Added to the raw sigma before the softplus (Algorithm 1), so a raw value of 0 starts wide."""
+
+
+def split_values(props: torch.Tensor, values: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """Each pool tuple's value ``v'[j] = sum_i p'_ij v_i`` over the Gaussians i of its chunk.
+
+    props (b, k, c*S) from :func:`ashlib.sample`, values (b, k) -> (b, k/c, c*S).
+    """
+    b, k, pool = props.shape
+    c = chunk_size
+    return torch.einsum("bqcj,bqc->bqj", props.view(b, k // c, c, pool), values.view(b, k // c, c))
+
+
+class SparseTransform(nn.Module):
+    """Shared machinery of the sparse layers: shapes, sampling settings, the forward path."""
+
+    def __init__(
+        self,
+        in_shape,
+        out_shape,
+        k: int,
+        *,
+        a_local: int,
+        a_global: int,
+        region,
+        chunk_size: int | None = None,
+        sigma_scale: float = 0.1,
+        min_sigma: float = 0.1,
+    ):
+        super().__init__()
+        self.in_shape = as_shape(in_shape, "in_shape")
+        self.out_shape = as_shape(out_shape, "out_shape")
+        self.shape = self.out_shape + self.in_shape
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k (the number of Gaussians) must be an int >= 1, got {k!r}")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1 or k % chunk_size):
+            raise ValueError(f"chunk_size must be None or a positive divisor of k = {k}, got {chunk_size!r}")
+        for name, a in (("a_local", a_local), ("a_global", a_global)):
+            if not isinstance(a, int) or a < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {a!r}")
+        if not sigma_scale > 0 or not min_sigma >= 0:
+            raise ValueError(f"need sigma_scale > 0 and min_sigma >= 0, got {sigma_scale}, {min_sigma}")
+        self.k = k
+        self.a_local, self.a_global = a_local, a_global
+        self.region = _as_region(region, self.shape)
+        self.chunk_size = chunk_size
+        self.sigma_scale, self.min_sigma = float(sigma_scale), float(min_sigma)
+
+    @property
+    def rank(self) -> int:
+        """r, the number of dimensions of W (output rank + input rank)."""
+        return len(self.shape)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_shape={self.in_shape}, out_shape={self.out_shape}, k={self.k}, a_local={self.a_local}, "
+            f"a_global={self.a_global}, region={self.region}, chunk_size={self.chunk_size}"
+        )
+
+    def index_space(self, raw_means: torch.Tensor, raw_sigmas: torch.Tensor):
+        """Map raw parameters to means in [0, size-1] and per-dimension standard deviations.
+
+        raw_means (..., k, r); raw_sigmas (..., k) or (..., k, r). Returns two (..., k, r) tensors.
+        """
+        sizes = torch.tensor(self.shape, dtype=raw_means.dtype, device=raw_means.device)
+        means = torch.sigmoid(raw_means) * (sizes - 1)
+        if raw_sigmas.dim() == raw_means.dim() - 1:
+            raw_sigmas = raw_sigmas.unsqueeze(-1)
+        sigmas = F.softplus(raw_sigmas + SIGMA_OFFSET) * sizes * self.sigma_scale + self.min_sigma
+        return means, sigmas.expand_as(means)
+
+    def sample_weights(self, raw_means, raw_sigmas, values, generator=None):
+        """Sample one sparse W per instance: ``(indices (b, m, r), weights (b, m))``.
+
+        m = k * chunk * S tuples per instance; repeated tuples within a pool carry weight 0.
+        """
+        b = raw_means.shape[0]
+        self._check_parameters(b, raw_means, raw_sigmas, values)
+        means, sigmas = self.index_space(raw_means, raw_sigmas)
+        chunk = self.k if self.chunk_size is None else self.chunk_size
+        indices, props = sample(
+            means, sigmas, self.shape, a_local=self.a_local, a_global=self.a_global,
+            region=self.region, chunk_size=chunk, generator=generator,
+        )
+        weights = split_values(props, values, chunk)
+        return indices.reshape(b, -1, self.rank), weights.reshape(b, -1)
+
+    def transform(self, x, raw_means, raw_sigmas, values, generator=None):
+        """``y = W . x`` for the W sampled from these raw parameters (one per instance)."""
+        if not torch.is_tensor(x) or tuple(x.shape[1:]) != self.in_shape:
+            got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise ValueError(f"input must have shape (batch, *{self.in_shape}), got {got}")
+        indices, weights = self.sample_weights(raw_means, raw_sigmas, values, generator)
+        return contract(indices, weights.to(x.dtype), x, self.out_shape, validate=False)
+
+    def _check_parameters(self, b, raw_means, raw_sigmas, values):
+        k, r = self.k, self.rank
+        if tuple(raw_means.shape) != (b, k, r):
+            raise ValueError(f"means must have shape (batch, k, r) = ({b}, {k}, {r}), got {tuple(raw_means.shape)}")
+        if tuple(raw_sigmas.shape) not in ((b, k), (b, k, r)):
+            raise ValueError(f"sigmas must have shape ({b}, {k}) or ({b}, {k}, {r}), got {tuple(raw_sigmas.shape)}")
+        if tuple(values.shape) != (b, k):
+            raise ValueError(f"values must have shape ({b}, {k}), got {tuple(values.shape)}")
+        if not bool(torch.isfinite(values).all()):
+            raise ValueError("values contain NaN or inf; check the learning rate or the source network")
+
+
+class SparseLayer(SparseTransform):
+    """A sparse layer with k learned Gaussians (means, sigmas) and k learned or fixed values.
+
+    forward(x: (b, *in_shape)) -> (b, *out_shape). A fresh set of integer tuples is sampled
+    for every instance of every batch; gradients reach means and sigmas through the
+    proportions and values directly.
+
+    Args:
+        in_shape, out_shape: shapes of one input and one output; W has out_shape + in_shape.
+        k: number of Gaussians (nonzero weights the layer aims for).
+        a_local, a_global, region, chunk_size: sampling settings, see :func:`ashlib.sample`.
+        fix_values: keep every value at 1 (a buffer) instead of learning it.
+        sigma_scale, min_sigma: sigma = softplus(raw + 2) * size * sigma_scale + min_sigma.
+    """
+
+    def __init__(self, in_shape, out_shape, k, *, a_local, a_global, region, chunk_size=None,
+                 fix_values=False, sigma_scale=0.1, min_sigma=0.1):
+        super().__init__(in_shape, out_shape, k, a_local=a_local, a_global=a_global, region=region,
+                         chunk_size=chunk_size, sigma_scale=sigma_scale, min_sigma=min_sigma)
+        self.fix_values = bool(fix_values)
+        self.means = nn.Parameter(torch.randn(k, self.rank))
+        self.sigmas = nn.Parameter(torch.zeros(k))
+        if self.fix_values:
+            self.register_buffer("values", torch.ones(k))
+        else:
+            self.values = nn.Parameter(torch.randn(k))
+
+    def gaussians(self):
+        """The k means and standard deviations in index space, each (k, r) (for plots and evaluation)."""
+        return self.index_space(self.means, self.sigmas)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        b = x.shape[0] if torch.is_tensor(x) and x.dim() > 0 else 0
+        expand = lambda p: p.unsqueeze(0).expand(b, *p.shape)  # noqa: E731
+        return self.transform(x, expand(self.means), expand(self.sigmas), expand(self.values), generator)
+
+
+class HyperLayer(SparseTransform):
+    """An adaptive sparse layer: a source network gives each instance its own W.
+
+    Pass ``source``, a module mapping the input x to ``(means, sigmas, values)`` of shapes
+    (b, k, r), (b, k) or (b, k, r), and (b, k), all raw (before sigmoid/softplus), or
+    subclass and override :meth:`hyper`. Works for any ranks of input and output.
+    """
+
+    def __init__(self, in_shape, out_shape, k, source: nn.Module | None = None, *, a_local, a_global,
+                 region, chunk_size=None, sigma_scale=0.1, min_sigma=0.1):
+        super().__init__(in_shape, out_shape, k, a_local=a_local, a_global=a_global, region=region,
+                         chunk_size=chunk_size, sigma_scale=sigma_scale, min_sigma=min_sigma)
+        self.source = source
+
+    def hyper(self, x: torch.Tensor):
+        """Raw (means, sigmas, values) for each instance of x; override or pass ``source``."""
+        if self.source is None:
+            raise NotImplementedError("HyperLayer needs a source network: pass source=... or override hyper()")
+        return self.source(x)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        means, sigmas, values = self.hyper(x)
+        return self.transform(x, means, sigmas, values, generator)
