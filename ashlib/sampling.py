@@ -113,8 +113,8 @@ def sample(
     """
     shape = as_shape(shape)
     check_fits_int64(shape)
-    region = _as_region(region, shape)
     b, k, r, c = _check_inputs(means, sigmas, shape, a_local, a_global, chunk_size)
+    region = _as_region(region, shape)
     n_samples = samples_per_gaussian(r, a_local, a_global)
 
     with torch.no_grad():
