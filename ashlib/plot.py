@@ -1,0 +1,87 @@
+"""Matplotlib figures for the notebooks: sparse matrices, Gaussians, sampled tuples.
+
+These helpers densify W, which only makes sense for the small matrices one draws; the layers
+themselves never build a dense W.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.patches import Ellipse
+
+KIND_MARKERS = {"nearest": ("o", "tab:orange"), "local": ("s", "tab:green"), "global": ("X", "tab:red")}
+
+
+def sample_kinds(rank: int, a_local: int, a_global: int) -> list[str]:
+    """The kind of each of a Gaussian's S proposals, in the order :func:`ashlib.sample` makes them."""
+    return ["nearest"] * 2**rank + ["local"] * a_local + ["global"] * a_global
+
+
+def to_dense(indices: torch.Tensor, weights: torch.Tensor, shape) -> torch.Tensor:
+    """Dense W (shape) from tuples (m, r) and weights (m,); repeated tuples add up. For plots."""
+    W = torch.zeros(tuple(shape), dtype=weights.dtype, device=weights.device)
+    return W.index_put(tuple(indices.long().unbind(-1)), weights, accumulate=True)
+
+
+def plot_matrix(W, ax=None, title=None, cmap="RdBu_r", colorbar=True):
+    """Heat map of a 2-D matrix with a colour scale symmetric around zero (zero is white)."""
+    W = _numpy(W)
+    ax = ax or plt.gca()
+    lim = max(float(np.abs(W).max()), 1e-12)
+    im = ax.imshow(W, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
+    ax.set_xlabel("input index (column)")
+    ax.set_ylabel("output index (row)")
+    ax.set_xticks(range(W.shape[1]))
+    ax.set_yticks(range(W.shape[0]))
+    ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return im
+
+
+def plot_gaussians(means, sigmas, ax=None, color="tab:blue", n_std=1.0, label="means"):
+    """Means as solid dots and one-std ellipses as translucent patches; (k, 2) tensors, (row, col)."""
+    means, sigmas = _numpy(means).reshape(-1, 2), _numpy(sigmas).reshape(-1, 2)
+    ax = ax or plt.gca()
+    for (r, c), (sr, sc) in zip(means, sigmas):
+        ax.add_patch(Ellipse((c, r), 2 * n_std * sc, 2 * n_std * sr, color=color, alpha=0.2, lw=0))
+    ax.scatter(means[:, 1], means[:, 0], s=40, color=color, edgecolor="white", zorder=3, label=label)
+
+
+def plot_tuples(tuples, kinds=None, ax=None, size=50):
+    """Mark integer tuples (m, 2) on a matrix plot, one marker per kind (nearest/local/global)."""
+    tuples = _numpy(tuples).reshape(-1, 2)
+    ax = ax or plt.gca()
+    kinds = kinds or ["nearest"] * len(tuples)
+    for kind, (marker, colour) in KIND_MARKERS.items():
+        pick = np.array([k == kind for k in kinds])
+        if pick.any():
+            ax.scatter(tuples[pick, 1], tuples[pick, 0], marker=marker, s=size, facecolor="none",
+                       edgecolor=colour, linewidths=1.5, zorder=4, label=f"{kind} tuples")
+
+
+def plot_sparse_weights(indices, weights, shape, *, means=None, sigmas=None, kinds=None, ax=None,
+                        title=None, legend=True):
+    """One instance's sampled W as a heat map, with its tuples marked and its Gaussians drawn.
+
+    indices (m, 2), weights (m,); optional means/sigmas (k, 2) in index space; kinds: one
+    label per tuple (see :func:`sample_kinds`).
+    """
+    ax = ax or plt.gca()
+    plot_matrix(to_dense(indices, weights.detach(), shape), ax=ax, title=title)
+    plot_tuples(indices, kinds, ax=ax)
+    if means is not None:
+        plot_gaussians(means, sigmas, ax=ax)
+    ax.set_xlim(-0.5, shape[1] - 0.5)
+    ax.set_ylim(shape[0] - 0.5, -0.5)
+    if legend:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=8, frameon=False)
+    return ax
+
+
+def _numpy(t):
+    return t.detach().cpu().numpy() if torch.is_tensor(t) else np.asarray(t)

@@ -1,0 +1,52 @@
+"""ipywidgets explorers for the notebooks. Each drawing function also works when called directly."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import torch
+
+from .layers import split_values
+from .plot import plot_sparse_weights, sample_kinds
+from .sampling import sample
+
+
+def draw_sampling(row=2.3, col=5.6, sigma=0.8, a_local=3, a_global=3, region=3, size=8, seed=0, value=1.0):
+    """Sample one Gaussian on a size x size W and draw the resulting sparse W.
+
+    Returns ``(fig, indices (S, 2), weights (S,))``: the sampled tuples and the share of
+    ``value`` each one got (zero for repeats).
+    """
+    means = torch.tensor([[[float(row), float(col)]]], dtype=torch.float64)
+    sigmas = torch.full_like(means, float(sigma))
+    region = min(int(region), size)
+    indices, props = sample(means, sigmas, (size, size), a_local=int(a_local), a_global=int(a_global),
+                            region=region, chunk_size=1, generator=torch.Generator().manual_seed(seed))
+    weights = split_values(props, torch.full((1, 1), float(value), dtype=torch.float64), 1)
+    indices, weights = indices.reshape(-1, 2), weights.reshape(-1)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    kinds = sample_kinds(2, int(a_local), int(a_global))
+    plot_sparse_weights(indices, weights, (size, size), means=means[0, 0:1], sigmas=sigmas[0, 0:1],
+                        kinds=kinds, ax=ax, title=f"mean ({row:.1f}, {col:.1f}), sigma {sigma:.2f}")
+    fig.tight_layout()
+    return fig, indices, weights
+
+
+def sampling_explorer(size=8):
+    """Sliders for the mean, sigma, a_local, a_global and region, redrawing :func:`draw_sampling`."""
+    import ipywidgets as w
+
+    def show(row, col, sigma, a_local, a_global, region, seed):
+        fig, _, _ = draw_sampling(row, col, sigma, a_local, a_global, region, size=size, seed=seed)
+        plt.show(fig)
+
+    top = size - 1
+    return w.interactive(
+        show,
+        row=w.FloatSlider(value=2.3, min=0, max=top, step=0.1, description="mean row"),
+        col=w.FloatSlider(value=5.6, min=0, max=top, step=0.1, description="mean col"),
+        sigma=w.FloatLogSlider(value=0.8, base=10, min=-1.5, max=0.7, step=0.05, description="sigma"),
+        a_local=w.IntSlider(value=3, min=0, max=20, description="a_local"),
+        a_global=w.IntSlider(value=3, min=0, max=20, description="a_global"),
+        region=w.IntSlider(value=3, min=1, max=size, description="region"),
+        seed=w.IntSlider(value=0, min=0, max=20, description="draw (seed)"),
+    )
