@@ -145,6 +145,9 @@ class SparseLayer(SparseTransform):
         in_shape, out_shape: shapes of one input and one output; W has out_shape + in_shape.
         k: number of Gaussians (nonzero weights the layer aims for).
         a_local, a_global, region, chunk_size: sampling settings, see :func:`ashlib.sample`.
+            The default ``chunk_size=None`` pools all k Gaussians, as the paper's Algorithm 1
+            does; it learns fastest but costs O(batch * k**2 * S) memory. Above a few hundred
+            Gaussians pass a small chunk size (e.g. 1 to 16) to keep memory linear in k.
         fix_values: keep every value at 1 (a buffer) instead of learning it.
         sigma_scale, min_sigma: sigma = softplus(raw + 2) * size * sigma_scale + min_sigma.
     """
