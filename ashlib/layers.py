@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from .contract import contract
 from .indexing import as_shape
-from .sampling import _as_region, sample
+from .sampling import _as_region, check_settings, sample
 
 SIGMA_OFFSET = 2.0
 """Added to the raw sigma before the softplus (Algorithm 1), so a raw value of 0 starts wide."""
@@ -62,11 +62,7 @@ class SparseTransform(nn.Module):
         self.shape = self.out_shape + self.in_shape
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"k (the number of Gaussians) must be an int >= 1, got {k!r}")
-        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1 or k % chunk_size):
-            raise ValueError(f"chunk_size must be None or a positive divisor of k = {k}, got {chunk_size!r}")
-        for name, a in (("a_local", a_local), ("a_global", a_global)):
-            if not isinstance(a, int) or a < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {a!r}")
+        check_settings(k, a_local, a_global, chunk_size)
         if not sigma_scale > 0 or not min_sigma >= 0:
             raise ValueError(f"need sigma_scale > 0 and min_sigma >= 0, got {sigma_scale}, {min_sigma}")
         self.k = k
@@ -168,10 +164,13 @@ class SparseLayer(SparseTransform):
         """The k means and standard deviations in index space, each (k, r) (for plots and evaluation)."""
         return self.index_space(self.means, self.sigmas)
 
+    def batch_parameters(self, batch_size: int):
+        """The raw (means, sigmas, values) repeated for each instance: (b, k, r), (b, k), (b, k)."""
+        return tuple(p.unsqueeze(0).expand(batch_size, *p.shape) for p in (self.means, self.sigmas, self.values))
+
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b = x.shape[0] if torch.is_tensor(x) and x.dim() > 0 else 0
-        expand = lambda p: p.unsqueeze(0).expand(b, *p.shape)  # noqa: E731
-        return self.transform(x, expand(self.means), expand(self.sigmas), expand(self.values), generator)
+        return self.transform(x, *self.batch_parameters(b), generator)
 
 
 class HyperLayer(SparseTransform):

@@ -46,6 +46,17 @@ def _as_region(region, shape: tuple[int, ...]) -> tuple[int, ...]:
     return region
 
 
+def check_settings(k: int, a_local: int, a_global: int, chunk_size: int | None) -> int:
+    """Validate the sampling settings for k Gaussians; return the chunk size c (k if None)."""
+    for name, a in (("a_local", a_local), ("a_global", a_global)):
+        if not isinstance(a, int) or a < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {a!r}")
+    c = k if chunk_size is None else chunk_size
+    if not isinstance(c, int) or c < 1 or k % c != 0:
+        raise ValueError(f"chunk_size must be None or a positive divisor of k = {k}, got {chunk_size!r}")
+    return c
+
+
 def _check_inputs(means, sigmas, shape, a_local, a_global, chunk_size):
     if not (torch.is_tensor(means) and torch.is_tensor(sigmas)):
         raise ValueError("means and sigmas must be torch tensors")
@@ -62,12 +73,7 @@ def _check_inputs(means, sigmas, shape, a_local, a_global, chunk_size):
         raise ValueError(
             f"sigmas must match means {tuple(means.shape)} (one std per dimension), got {tuple(sigmas.shape)}"
         )
-    for name, a in (("a_local", a_local), ("a_global", a_global)):
-        if not isinstance(a, int) or a < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {a!r}")
-    c = k if chunk_size is None else chunk_size
-    if not isinstance(c, int) or c < 1 or k % c != 0:
-        raise ValueError(f"chunk_size must be None or a positive divisor of k = {k}, got {chunk_size!r}")
+    c = check_settings(k, a_local, a_global, chunk_size)
     if not bool(torch.isfinite(means).all()) or not bool(torch.isfinite(sigmas).all()):
         raise ValueError("means and sigmas contain NaN or inf; check the parameters that produced them")
     upper = torch.tensor(shape, dtype=means.dtype, device=means.device) - 1
@@ -138,6 +144,9 @@ def _propose(means, shape, region, a_local, a_global, generator):
     device = means.device
     sizes = torch.tensor(shape, dtype=torch.long, device=device)
     box = torch.tensor(region, dtype=torch.long, device=device)
+    # float32 draws (24 random bits) are plenty up to 2**16 cells per dimension and about twice
+    # as fast to make; larger dimensions draw float64 so every index stays reachable.
+    draw = torch.float32 if max(shape) <= 2**16 else torch.float64
 
     # The 2**r corners of the unit cell holding the mean. The cell's lower corner is capped at
     # size - 2 so a mean sitting exactly on the last index still gets two distinct neighbours.
@@ -149,18 +158,13 @@ def _propose(means, shape, region, a_local, a_global, generator):
     if a_local > 0:
         start = (means.round().long() - box // 2).clamp(min=0)
         start = torch.minimum(start, sizes - box)
-        parts.append(start.unsqueeze(2) + _uniform_ints(box, (b, k, a_local, r), generator, device))
+        parts.append(start.unsqueeze(2) + _uniform_ints(box, (b, k, a_local, r), generator, draw))
     if a_global > 0:
-        parts.append(_uniform_ints(sizes, (b, k, a_global, r), generator, device))
+        parts.append(_uniform_ints(sizes, (b, k, a_global, r), generator, draw))
     return torch.cat(parts, dim=2)
 
 
-def _uniform_ints(upper: torch.Tensor, size, generator, device) -> torch.Tensor:
-    """Uniform integers in [0, upper[d]) per last dimension.
-
-    float32 draws (24 random bits) are plenty below 2**16 cells per dimension and twice as
-    fast to make; larger dimensions draw float64 so every index stays reachable.
-    """
-    dtype = torch.float32 if int(upper.max()) <= 2**16 else torch.float64
-    u = torch.rand(size, generator=generator, device=device, dtype=dtype)
+def _uniform_ints(upper: torch.Tensor, size, generator, dtype) -> torch.Tensor:
+    """Uniform integers in [0, upper[d]) for each position d of the last dimension."""
+    u = torch.rand(size, generator=generator, device=upper.device, dtype=dtype)
     return torch.minimum((u * upper).long(), upper - 1)

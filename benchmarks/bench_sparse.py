@@ -117,9 +117,8 @@ def bench_contract(layer, x, device, repeats):
     (b n) x (b n) product, so that column is only timed while it needs at most 1 GiB.
     """
     b, n = x.shape
-    expand = lambda p: p.detach().unsqueeze(0).expand(b, *p.shape)  # noqa: E731
     with torch.no_grad():
-        indices, weights = layer.sample_weights(expand(layer.means), expand(layer.sigmas), expand(layer.values))
+        indices, weights = layer.sample_weights(*layer.batch_parameters(b))
     m = indices.shape[1]
     offsets = (torch.arange(b, device=device) * n).unsqueeze(1)
     coo = torch.stack([(indices[..., 0] + offsets).reshape(-1), (indices[..., 1] + offsets).reshape(-1)])

@@ -36,10 +36,7 @@ def test_forward_equals_the_dense_W_it_sampled():
     torch.manual_seed(0)
     layer = SparseLayer((3, 4), (2, 5), 6, a_local=2, a_global=3, region=2, chunk_size=3).double()
     x = torch.randn(5, 3, 4, dtype=torch.float64)
-    b = x.shape[0]
-    expand = lambda p: p.unsqueeze(0).expand(b, *p.shape)  # noqa: E731
-    idx, w = layer.sample_weights(expand(layer.means), expand(layer.sigmas), expand(layer.values),
-                                  generator=torch.Generator().manual_seed(3))
+    idx, w = layer.sample_weights(*layer.batch_parameters(x.shape[0]), generator=torch.Generator().manual_seed(3))
     W = dense_from_tuples(idx, w.detach(), (2, 5, 3, 4))
     y = layer(x, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(y.detach(), apply_dense(W, x, 2))
