@@ -130,41 +130,68 @@ def sample(
 
     # log N(t | mu, diag(sigma^2)) up to terms that are constant over the pool (they cancel
     # in the normalisation); a softmax in log space cannot underflow to an all-zero row.
-    # (multiplying by a precomputed 1/sigma is much cheaper than dividing the big tensor)
-    scaled = (pools.unsqueeze(2).to(means.dtype) - means.view(b, k // c, c, 1, r)) * sigmas.reciprocal().view(b, k // c, c, 1, r)
-    log_density = (scaled * scaled).sum(-1).mul(-0.5)  # (b, k/c, c, c*S)
-    log_density = log_density.masked_fill(repeats.unsqueeze(2), float("-inf"))
+    shape5 = (b, k // c, c, 1, r)
+    log_density = _LogDensity.apply(pools.unsqueeze(2), means.view(shape5), sigmas.view(shape5))
+    log_density = log_density.masked_fill(repeats.unsqueeze(2), float("-inf"))  # (b, k/c, c, c*S)
     props = torch.softmax(log_density, dim=-1).reshape(b, k, c * n_samples)
     return pools, props
 
 
+class _LogDensity(torch.autograd.Function):
+    """q = -1/2 sum_d ((t_d - mu_d) / sigma_d)**2 for every (Gaussian, tuple) pair.
+
+    Shapes broadcast as tuples (b, q, 1, P, r), means and sigmas (b, q, c, 1, r) -> (b, q, c, P).
+    A hand-written backward keeps one (b, q, c, P, r) tensor, z = (t - mu) / sigma, and needs two
+    passes over it: dq/dmu = z / sigma and dq/dsigma = z**2 / sigma, summed over the P tuples.
+    Autograd's generic chain would keep and traverse several tensors of that size.
+    """
+
+    @staticmethod
+    def forward(ctx, tuples, means, sigmas):
+        z = (tuples - means) * sigmas.reciprocal()
+        ctx.save_for_backward(z, sigmas)
+        return (z * z).sum(-1).mul_(-0.5)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        z, sigmas = ctx.saved_tensors
+        gz = grad.unsqueeze(-1) * z
+        grad_means = gz.sum(3, keepdim=True).div_(sigmas) if ctx.needs_input_grad[1] else None
+        grad_sigmas = (gz.mul_(z)).sum(3, keepdim=True).div_(sigmas) if ctx.needs_input_grad[2] else None
+        return None, grad_means, grad_sigmas
+
+
 def _propose(means, shape, region, a_local, a_global, generator):
-    """The S integer tuples of every Gaussian, (b, k, S, r): nearest, local, global."""
+    """The S integer tuples of every Gaussian, (b, k, S, r): nearest, local, global.
+
+    Written into one preallocated tensor with a single random draw for the local and global
+    tuples: at large k the sampler is bound by passes over this (b, k, S, r) tensor.
+    """
     b, k, r = means.shape
     device = means.device
+    n_near, n_drawn = 2**r, a_local + a_global
     sizes = torch.tensor(shape, dtype=torch.long, device=device)
     box = torch.tensor(region, dtype=torch.long, device=device)
-    # float32 draws (24 random bits) are plenty up to 2**16 cells per dimension and about twice
-    # as fast to make; larger dimensions draw float64 so every index stays reachable.
-    draw = torch.float32 if max(shape) <= 2**16 else torch.float64
+    out = torch.empty(b, k, n_near + n_drawn, r, dtype=torch.long, device=device)
 
     # The 2**r corners of the unit cell holding the mean. The cell's lower corner is capped at
-    # size - 2 so a mean sitting exactly on the last index still gets two distinct neighbours.
+    # size - 2 so a mean sitting exactly on the last index still gets two distinct neighbours
+    # (a dimension of size 1 has only index 0).
     lower = torch.minimum(means.floor().long(), (sizes - 2).clamp(min=0))
     corner_bits = torch.arange(2**r, device=device).unsqueeze(1) >> torch.arange(r - 1, -1, -1, device=device)
-    nearest = (lower.unsqueeze(2) + (corner_bits & 1)).clamp(max=sizes - 1)
+    out[:, :, :n_near] = lower.unsqueeze(2) + (corner_bits & 1) * (sizes > 1)
 
-    parts = [nearest]
-    if a_local > 0:
-        start = (means.round().long() - box // 2).clamp(min=0)
-        start = torch.minimum(start, sizes - box)
-        parts.append(start.unsqueeze(2) + _uniform_ints(box, (b, k, a_local, r), generator, draw))
-    if a_global > 0:
-        parts.append(_uniform_ints(sizes, (b, k, a_global, r), generator, draw))
-    return torch.cat(parts, dim=2)
-
-
-def _uniform_ints(upper: torch.Tensor, size, generator, dtype) -> torch.Tensor:
-    """Uniform integers in [0, upper[d]) for each position d of the last dimension."""
-    u = torch.rand(size, generator=generator, device=upper.device, dtype=dtype)
-    return torch.minimum((u * upper).long(), upper - 1)
+    if n_drawn > 0:
+        # Uniform draws scaled to the local box (first a_local) or to all of W (the rest).
+        # float32 (24 random bits) is plenty up to 2**16 cells per dimension and cheaper to
+        # make; larger dimensions draw float64 so every index stays reachable.
+        draw = torch.float32 if max(shape) <= 2**16 else torch.float64
+        span = torch.cat([box.expand(a_local, r), sizes.expand(a_global, r)]).to(draw)
+        u = torch.rand(b, k, n_drawn, r, generator=generator, device=device, dtype=draw)
+        u = torch.minimum(u.mul_(span), span - 1)  # guard against rounding up to the span
+        out[:, :, n_near:] = u  # truncation = floor, as u >= 0
+        if a_local > 0:
+            start = (means.round().long() - box // 2).clamp(min=0)
+            out[:, :, n_near : n_near + a_local] += torch.minimum(start, sizes - box).unsqueeze(2)
+    return out
