@@ -81,3 +81,12 @@ def contract(
     rows = out_flat + torch.arange(b, device=x.device).unsqueeze(1) * n_out_flat
     y = x.new_zeros(b * n_out_flat).index_add(0, rows.reshape(-1), contributions.reshape(-1))
     return y.view(b, *out_shape)
+
+
+def to_dense(indices: torch.Tensor, weights: torch.Tensor, shape) -> torch.Tensor:
+    """Dense W (shape) from tuples (m, r) and weights (m,); repeated tuples add up.
+
+    For small matrices only: figures, and evaluations that need W itself (the layers never call it).
+    """
+    W = torch.zeros(tuple(shape), dtype=weights.dtype, device=weights.device)
+    return W.index_put(tuple(indices.long().unbind(-1)), weights, accumulate=True)

@@ -11,18 +11,14 @@ import numpy as np
 import torch
 from matplotlib.patches import Ellipse
 
+from .contract import to_dense
+
 KIND_MARKERS = {"nearest": ("o", "tab:orange"), "local": ("s", "tab:green"), "global": ("X", "tab:red")}
 
 
 def sample_kinds(rank: int, a_local: int, a_global: int) -> list[str]:
     """The kind of each of a Gaussian's S proposals, in the order :func:`ashlib.sample` makes them."""
     return ["nearest"] * 2**rank + ["local"] * a_local + ["global"] * a_global
-
-
-def to_dense(indices: torch.Tensor, weights: torch.Tensor, shape) -> torch.Tensor:
-    """Dense W (shape) from tuples (m, r) and weights (m,); repeated tuples add up. For plots."""
-    W = torch.zeros(tuple(shape), dtype=weights.dtype, device=weights.device)
-    return W.index_put(tuple(indices.long().unbind(-1)), weights, accumulate=True)
 
 
 def plot_matrix(W, ax=None, title=None, cmap="RdBu_r", colorbar=True):

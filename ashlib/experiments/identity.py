@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import seed_everything
+from ..contract import to_dense
 from ..layers import SparseLayer
 
 # (a_local, a_global) from appendix A.1, and the paper's training budgets (Figure 2 caption).
@@ -76,9 +77,7 @@ class IdentityResult:
 def rounded_matrix(layer: SparseLayer) -> torch.Tensor:
     """The dense n x n W given by rounding every mean to its nearest integer tuple."""
     means, _ = layer.gaussians()
-    cells = means.detach().round().long()
-    W = torch.zeros(layer.shape, dtype=layer.values.dtype, device=cells.device)
-    return W.index_put((cells[:, 0], cells[:, 1]), layer.values.detach(), accumulate=True)
+    return to_dense(means.detach().round().long(), layer.values.detach(), layer.shape)
 
 
 def evaluate_matrix(W: torch.Tensor, n_samples: int = 10_000, generator=None):
