@@ -7,6 +7,7 @@ The public API:
 * :func:`contract` - batched sparse tensor contraction ``y = W . x`` from tuples and values.
 * :class:`SparseLayer` - a layer whose sparse W (structure and values) is learned.
 * :class:`HyperLayer` - the adaptive version: a source network gives each input its own W.
+* :class:`ReinforceLayer` - the paper's baseline: one hard W per draw, score-function gradient.
 """
 
 __version__ = "0.1.0"
@@ -14,10 +15,12 @@ __version__ = "0.1.0"
 from .config import quick_mode, seed_everything, setup_notebook
 from .contract import contract
 from .layers import HyperLayer, SparseLayer, SparseTransform, split_values
+from .reinforce import ReinforceLayer
 from .sampling import sample, samples_per_gaussian
 
 __all__ = [
     "HyperLayer",
+    "ReinforceLayer",
     "SparseLayer",
     "SparseTransform",
     "contract",

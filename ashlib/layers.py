@@ -30,6 +30,20 @@ SIGMA_OFFSET = 2.0
 """Added to the raw sigma before the softplus (Algorithm 1), so a raw value of 0 starts wide."""
 
 
+def index_space(raw_means, raw_sigmas, shape, sigma_scale: float = 0.1, min_sigma: float = 0.1):
+    """Raw parameters -> (means in [0, size-1], standard deviations in index units), both (..., k, r).
+
+    ``mean = sigmoid(raw) * (size - 1)``; ``sigma = softplus(raw + 2) * size * sigma_scale + min_sigma``.
+    Shared by every layer that parametrises W this way (the sparse layers and the REINFORCE baseline).
+    """
+    sizes = torch.tensor(shape, dtype=raw_means.dtype, device=raw_means.device)
+    means = torch.sigmoid(raw_means) * (sizes - 1)
+    if raw_sigmas.dim() == raw_means.dim() - 1:
+        raw_sigmas = raw_sigmas.unsqueeze(-1)
+    sigmas = F.softplus(raw_sigmas + SIGMA_OFFSET) * sizes * sigma_scale + min_sigma
+    return means, sigmas.expand_as(means)
+
+
 def split_values(props: torch.Tensor, values: torch.Tensor, chunk_size: int) -> torch.Tensor:
     """Each pool tuple's value ``v'[j] = sum_i p'_ij v_i`` over the Gaussians i of its chunk.
 
@@ -87,12 +101,7 @@ class SparseTransform(nn.Module):
 
         raw_means (..., k, r); raw_sigmas (..., k) or (..., k, r). Returns two (..., k, r) tensors.
         """
-        sizes = torch.tensor(self.shape, dtype=raw_means.dtype, device=raw_means.device)
-        means = torch.sigmoid(raw_means) * (sizes - 1)
-        if raw_sigmas.dim() == raw_means.dim() - 1:
-            raw_sigmas = raw_sigmas.unsqueeze(-1)
-        sigmas = F.softplus(raw_sigmas + SIGMA_OFFSET) * sizes * self.sigma_scale + self.min_sigma
-        return means, sigmas.expand_as(means)
+        return index_space(raw_means, raw_sigmas, self.shape, self.sigma_scale, self.min_sigma)
 
     def sample_weights(self, raw_means, raw_sigmas, values, generator=None):
         """Sample one sparse W per instance: ``(indices (b, m, r), weights (b, m))``.

@@ -81,3 +81,54 @@ def plot_sparse_weights(indices, weights, shape, *, means=None, sigmas=None, kin
 
 def _numpy(t):
     return t.detach().cpu().numpy() if torch.is_tensor(t) else np.asarray(t)
+
+
+def plot_identity_snapshot(means, sigmas, n, *, tuples=None, ax=None, title=None):
+    """Figure 3 of the paper, one panel: an n x n layer's Gaussians over its matrix.
+
+    Means are solid dots, one standard deviation a translucent ellipse, ``tuples`` (m, 2)
+    (integer tuples sampled at this point) small grey diamonds; the target diagonal is dotted.
+    """
+    ax = ax or plt.gca()
+    ax.plot([-0.5, n - 0.5], [-0.5, n - 0.5], ls=":", lw=0.8, color="0.6", zorder=1)
+    if tuples is not None:
+        t = _numpy(tuples).reshape(-1, 2)
+        ax.scatter(t[:, 1], t[:, 0], marker="D", s=6, color="0.45", alpha=0.6, lw=0, zorder=2)
+    plot_gaussians(means, sigmas, ax=ax, label=None)
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def plot_learning_curves(curves, ax=None, log=True, floor=1e-5):
+    """Figure 2 of the paper: evaluation loss against batches, one colour per size.
+
+    ``curves`` maps ``(size, method)`` to ``(iterations, runs)`` where ``runs`` is an array
+    (seeds, points); the line is the mean over seeds and the band one standard deviation.
+    Method "reinforce" is dashed, anything else solid. On a log scale, values below ``floor``
+    (an exact solution has MSE 0) are drawn at ``floor``.
+    """
+    ax = ax or plt.gca()
+    sizes = sorted({size for size, _ in curves})
+    colours = {size: plt.cm.viridis(i / max(1, len(sizes) - 1) * 0.85) for i, size in enumerate(sizes)}
+    for (size, method), (iterations, runs) in sorted(curves.items()):
+        runs = np.atleast_2d(np.asarray(runs, dtype=float))
+        if log:
+            runs = np.maximum(runs, floor)
+        mean, std = runs.mean(0), runs.std(0)
+        ls = "--" if method == "reinforce" else "-"
+        ax.plot(iterations, mean, ls=ls, color=colours[size], label=f"n = {size}, {method}")
+        if runs.shape[0] > 1:
+            low = np.maximum(mean - std, floor) if log else mean - std
+            ax.fill_between(iterations, low, mean + std, color=colours[size], alpha=0.15, lw=0)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("batches")
+    ax.set_ylabel("evaluation MSE (rounded means)")
+    ax.legend(fontsize=7, frameon=False)
+    return ax

@@ -36,12 +36,17 @@ def test_rounded_matrix_uses_rounded_means_and_values():
     assert evaluate(layer, 100, torch.Generator().manual_seed(0))[1] == 0.25
 
 
-def test_config_takes_the_papers_settings():
+def test_config_takes_the_papers_settings(monkeypatch):
+    monkeypatch.setenv("ASHLIB_QUICK", "0")
     c = IdentityConfig(n=32)
     assert (c.a_local, c.a_global, c.region, c.lr, c.iterations) == (2, 8, 5, 0.005, 40_000)
     assert IdentityConfig(n=64).lr == 0.001
     with pytest.raises(ValueError):
         IdentityConfig(n=1)
+    with pytest.raises(ValueError, match="method"):
+        IdentityConfig(n=8, method="gumbel")
+    monkeypatch.setenv("ASHLIB_QUICK", "1")
+    assert IdentityConfig(n=32).iterations == 6_000 and IdentityConfig(n=32, iterations=7).iterations == 7
 
 
 def test_train_n8_converges_quickly():

@@ -8,20 +8,30 @@ structure behind a good sampled training loss.
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ..config import seed_everything
+from ..config import quick_mode, seed_everything
 from ..contract import to_dense
 from ..layers import SparseLayer
+from ..reinforce import BASELINES, ReinforceLayer
+from ..sampling import sample
 
 # (a_local, a_global) from appendix A.1, and the paper's training budgets (Figure 2 caption).
 PAPER_SAMPLES = {8: (1, 2), 16: (2, 2), 32: (2, 8), 64: (2, 10)}
 PAPER_BUDGETS = {8: 10_000, 16: 20_000, 32: 40_000}
+EVAL_FLOOR = 1e-5  # an exact identity evaluates to MSE 0; log-scale plots draw it here
+QUICK_BUDGETS = {4: 1_000, 8: 1_500, 16: 3_000, 32: 6_000}  # quick mode (ASHLIB_QUICK=1) without --iterations
+# The paper tried these 9 learning rates for its REINFORCE baseline and kept the best per size.
+REINFORCE_LEARNING_RATES = (0.1, 0.05, 0.01, 0.005, 0.001, 0.0005, 0.0001, 0.00005, 0.00001)
+METHODS = ("sparse", "reinforce")
 
 
 @dataclass
@@ -29,7 +39,9 @@ class IdentityConfig:
     """Settings of one identity run; None fields take the paper's value for this n."""
 
     n: int = 32
-    iterations: int | None = None  # paper budget: 10k, 20k, 40k for n = 8, 16, 32
+    method: str = "sparse"  # or "reinforce": the paper's baseline (ashlib.ReinforceLayer)
+    baseline: str = "moving_average"  # REINFORCE only: "moving_average", "leave_one_out" or "none"
+    iterations: int | None = None  # paper budget: 10k, 20k, 40k for n = 8, 16, 32 (QUICK_BUDGETS in quick mode)
     batch_size: int = 64
     lr: float | None = None  # 0.005, or 0.001 for n = 64
     a_local: int | None = None
@@ -47,6 +59,10 @@ class IdentityConfig:
     def __post_init__(self):
         if not isinstance(self.n, int) or self.n < 2:
             raise ValueError(f"n must be an int >= 2, got {self.n!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
         log_n = max(1, round(math.log2(self.n)))
         a_local, a_global = PAPER_SAMPLES.get(self.n, (2, max(2, 2 * log_n - 4)))
         self.a_local = a_local if self.a_local is None else self.a_local
@@ -54,9 +70,18 @@ class IdentityConfig:
         self.region = min(log_n, self.n) if self.region is None else self.region
         self.lr = (0.001 if self.n >= 64 else 0.005) if self.lr is None else self.lr
         if self.iterations is None:
-            self.iterations = PAPER_BUDGETS.get(self.n, 40_000)
+            budgets = QUICK_BUDGETS if quick_mode() else PAPER_BUDGETS
+            self.iterations = budgets.get(self.n, 6_000 if quick_mode() else 40_000)
+        if self.chunk_size is not None and (self.chunk_size < 1 or self.n % self.chunk_size):
+            raise ValueError(f"chunk_size must divide n = {self.n}, got {self.chunk_size}")
         if self.iterations < 1 or self.batch_size < 1 or self.eval_every < 1 or self.snapshot_every < 1:
             raise ValueError("iterations, batch_size, eval_every and snapshot_every must be >= 1")
+
+
+    @property
+    def k_chunk(self) -> int:
+        """The pool size actually used: chunk_size, or all n Gaussians when it is None."""
+        return self.n if self.chunk_size is None else self.chunk_size
 
 
 @dataclass
@@ -71,10 +96,14 @@ class IdentityResult:
     snapshots: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (it, means, sigmas)
     converged_at: int | None = None  # first evaluation with MSE < 0.01 and >= 95 % of the diagonal
     seconds: float = 0.0
-    layer: SparseLayer | None = None
+    layer: SparseLayer | ReinforceLayer | None = None
+
+    @property
+    def ms_per_batch(self) -> float:
+        return 1e3 * self.seconds / max(1, len(self.losses))
 
 
-def rounded_matrix(layer: SparseLayer) -> torch.Tensor:
+def rounded_matrix(layer: SparseLayer | ReinforceLayer) -> torch.Tensor:
     """The dense n x n W given by rounding every mean to its nearest integer tuple."""
     means, _ = layer.gaussians()
     return to_dense(means.detach().round().long(), layer.values.detach(), layer.shape)
@@ -92,25 +121,38 @@ def evaluate_matrix(W: torch.Tensor, n_samples: int = 10_000, generator=None):
     return mse, diagonal
 
 
-def evaluate(layer: SparseLayer, n_samples: int = 10_000, generator=None):
+def evaluate(layer: SparseLayer | ReinforceLayer, n_samples: int = 10_000, generator=None):
     """The paper's evaluation of a trained identity layer: (MSE, fraction of diagonal recovered)."""
     return evaluate_matrix(rounded_matrix(layer), n_samples, generator)
 
 
+def build_layer(config: IdentityConfig) -> SparseLayer | ReinforceLayer:
+    """The n x n layer with k = n Gaussians that ``config`` asks for (initialised from the current seed)."""
+    n = config.n
+    if config.method == "reinforce":
+        return ReinforceLayer(n, n, n, fix_values=config.fix_values, baseline=config.baseline)
+    return SparseLayer(n, n, n, a_local=config.a_local, a_global=config.a_global, region=config.region,
+                       chunk_size=config.chunk_size, fix_values=config.fix_values)
+
+
 def train(config: IdentityConfig, progress: bool = True) -> IdentityResult:
-    """Train a SparseLayer on the identity task; evaluate every ``eval_every`` batches."""
+    """Train a layer on the identity task; evaluate every ``eval_every`` batches."""
     seed_everything(config.seed)
     device = torch.device(config.device)
-    layer = SparseLayer(config.n, config.n, config.n, a_local=config.a_local, a_global=config.a_global,
-                        region=config.region, chunk_size=config.chunk_size, fix_values=config.fix_values).to(device)
+    layer = build_layer(config).to(device)
+    reinforce = config.method == "reinforce"
     optimiser = torch.optim.Adam(layer.parameters(), lr=config.lr)
     eval_gen = torch.Generator().manual_seed(config.seed + 1)
     result = IdentityResult(config=config, layer=layer)
     start = time.perf_counter()
-    bar = tqdm(range(1, config.iterations + 1), desc=f"identity n={config.n}", disable=not progress)
+    bar = tqdm(range(1, config.iterations + 1), desc=f"identity n={config.n} {config.method}", disable=not progress)
     for it in bar:
         x = torch.randn(config.batch_size, config.n, device=device)
-        loss = (layer(x) - x).pow(2).mean()
+        if reinforce:
+            per_instance = (layer(x) - x).pow(2).mean(dim=1)
+            loss = layer.surrogate_loss(per_instance)
+        else:
+            loss = (layer(x) - x).pow(2).mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -130,3 +172,81 @@ def train(config: IdentityConfig, progress: bool = True) -> IdentityResult:
                     break
     result.seconds = time.perf_counter() - start
     return result
+
+
+def snapshot_tuples(config: IdentityConfig, means, sigmas, generator=None) -> torch.Tensor:
+    """Integer tuples (m, 2) a sparse layer with these index-space Gaussians would sample for one instance.
+
+    For Figure 3's grey diamonds; a REINFORCE layer draws one rounded point per Gaussian instead.
+    """
+    means, sigmas = means.detach().float().unsqueeze(0), sigmas.detach().float().unsqueeze(0)
+    if config.method == "reinforce":
+        points = means + sigmas * torch.randn(means.shape, generator=generator)
+        return points.round().clamp(0, config.n - 1).long().reshape(-1, 2)
+    indices, props = sample(means, sigmas, (config.n, config.n), a_local=config.a_local, a_global=config.a_global,
+                            region=config.region, chunk_size=config.k_chunk, generator=generator)
+    return indices.reshape(-1, 2)
+
+
+def plot_run(result: IdentityResult, panels: int = 5, generator=None):
+    """Figure 3 for one run: ``panels`` snapshots of the Gaussians, then the loss curves."""
+    import matplotlib.pyplot as plt
+
+    from ..plot import plot_identity_snapshot
+
+    config = result.config
+    picks = [round(i * (len(result.snapshots) - 1) / max(1, panels - 1)) for i in range(panels)]
+    fig, axes = plt.subplots(1, panels + 1, figsize=(2.3 * (panels + 1) + 1.5, 2.8),
+                             gridspec_kw={"width_ratios": [1] * panels + [1.6]})
+    for ax, i in zip(axes, picks):
+        it, means, sigmas = result.snapshots[i]
+        plot_identity_snapshot(means, sigmas, config.n, tuples=snapshot_tuples(config, means, sigmas, generator),
+                               ax=ax, title=f"batch {it}")
+    ax = axes[-1]
+    ax.plot(range(1, len(result.losses) + 1), result.losses, lw=0.5, alpha=0.5, label="training (sampled W)")
+    ax.plot(result.eval_iterations, [max(m, EVAL_FLOOR) for m in result.eval_mse], "o-", ms=3,
+            label=f"evaluation (rounded means; 0 drawn at {EVAL_FLOOR:g})")
+    ax.set_yscale("log")
+    ax.set_xlabel("batches")
+    ax.set_ylabel("MSE")
+    ax.legend(fontsize=7, frameon=False)
+    fig.suptitle(f"identity, n = {config.n}, {config.method}, "
+                 f"{'fixed' if config.fix_values else 'learned'} values, seed {config.seed}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def summary(result: IdentityResult) -> dict:
+    """The numbers a run is judged by, plus its full configuration (JSON-ready)."""
+    return {
+        "config": asdict(result.config),
+        "converged_at": result.converged_at,
+        "final_eval_mse": result.eval_mse[-1] if result.eval_mse else None,
+        "final_diagonal": result.eval_diagonal[-1] if result.eval_diagonal else None,
+        "batches": len(result.losses),
+        "seconds": round(result.seconds, 3),
+        "ms_per_batch": round(result.ms_per_batch, 3),
+    }
+
+
+def save_result(result: IdentityResult, out_dir) -> list[Path]:
+    """Write curves.csv (training loss per batch), evaluation.csv, summary.json and identity.png."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "curves.csv", out / "evaluation.csv", out / "summary.json", out / "identity.png"]
+    with open(paths[0], "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["batch", "train_mse"])
+        writer.writerows((i, f"{v:.6g}") for i, v in enumerate(result.losses, start=1))
+    with open(paths[1], "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["batch", "eval_mse", "diagonal_fraction"])
+        writer.writerows((i, f"{m:.6g}", f"{d:.4f}")
+                         for i, m, d in zip(result.eval_iterations, result.eval_mse, result.eval_diagonal))
+    paths[2].write_text(json.dumps(summary(result), indent=2) + "\n")
+    fig = plot_run(result, generator=torch.Generator().manual_seed(result.config.seed))
+    fig.savefig(paths[3], dpi=100)
+    plt.close(fig)
+    return paths

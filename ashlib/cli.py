@@ -1,0 +1,87 @@
+"""The command line: ``python -m ashlib <experiment> [options]``.
+
+Each experiment is a thin wrapper around its module in :mod:`ashlib.experiments` (the same
+code the notebooks call): parse options, train with a progress bar, print the final metrics,
+write curves, a summary and a figure into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import quick_mode
+
+
+def _identity_parser(sub):
+    p = sub.add_parser(
+        "identity", help="learn the n x n identity with a sparse layer or the REINFORCE baseline (paper 3.1)",
+        description="Learn W = I from x -> x, x ~ N(0, I) (paper section 3.1, Figures 2 and 3). "
+                    "Unset options take the paper's settings for this size.",
+    )
+    p.add_argument("--size", type=int, default=32, help="n, the size of the identity (default 32)")
+    p.add_argument("--method", choices=["sparse", "reinforce"], default="sparse")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="batches (default: the paper's budget, 10k/20k/40k for n = 8/16/32; less in quick mode)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="directory for curves.csv, evaluation.csv, summary.json, identity.png")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's)")
+    p.add_argument("--learned-values", action="store_true", help="learn the values too (default: fixed to 1)")
+    p.add_argument("--baseline", choices=["moving_average", "leave_one_out", "none"], default="moving_average",
+                   help="REINFORCE only: what is subtracted from the loss")
+    p.add_argument("--a-local", type=int, default=None)
+    p.add_argument("--a-global", type=int, default=None)
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="Gaussians per pool (default: all n, as in the paper)")
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--stop-when-converged", action="store_true",
+                   help="stop at the first evaluation with MSE < 0.01 and >= 95%% of the diagonal")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(run=_run_identity)
+
+
+def _run_identity(args) -> int:
+    from .experiments import identity
+
+    config = identity.IdentityConfig(
+        n=args.size, method=args.method, iterations=args.iterations, seed=args.seed, lr=args.lr,
+        fix_values=not args.learned_values, baseline=args.baseline, a_local=args.a_local,
+        a_global=args.a_global, chunk_size=args.chunk_size, eval_every=args.eval_every,
+        stop_when_converged=args.stop_when_converged, device=args.device,
+    )
+    mode = "quick mode" if quick_mode() else "full mode"
+    print(f"identity n={config.n} method={config.method} values={'fixed' if config.fix_values else 'learned'} "
+          f"lr={config.lr} batches={config.iterations} seed={config.seed} ({mode})")
+    result = identity.train(config, progress=True)
+    s = identity.summary(result)
+    print(f"final eval MSE {s['final_eval_mse']:.5f} | diagonal recovered {s['final_diagonal']:.2%} | "
+          f"converged at batch {s['converged_at']} | {s['batches']} batches in {s['seconds']:.1f} s "
+          f"({s['ms_per_batch']:.2f} ms/batch)")
+    if args.out:
+        for path in identity.save_result(result, args.out):
+            print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ashlib",
+        description="Experiments of 'Learning sparse transformations through backpropagation' (Bloem 2018). "
+                    "Set ASHLIB_QUICK=1 for the quick (laptop CPU) versions.",
+    )
+    sub = parser.add_subparsers(title="experiments", metavar="<experiment>", dest="experiment")
+    _identity_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except ValueError as error:  # bad settings: say what was wrong without a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,147 @@
+"""The paper's REINFORCE baseline (section 3.1): the same Gaussians, but a sampled, hard W.
+
+Each Gaussian draws *one* continuous point, which is rounded to the nearest integer tuple
+(clamped into W); those k tuples with the k values form W. The tuples are discrete actions, so
+their Gaussians learn only through the score-function (REINFORCE, Williams 1992) estimator
+
+    grad E[L] = E[(L - baseline) * grad log p(z)],
+
+where z are the continuous points and the baseline is any quantity independent of this draw.
+The values take the ordinary backpropagated gradient. Compared with :class:`ashlib.SparseLayer`,
+every Gaussian of one instance receives the same scalar feedback L - baseline: the estimator
+knows how *probable* each point was, not how *good*, which is why it scales badly with n.
+
+Usage, one training step::
+
+    y = layer(x)                                   # samples one W per instance
+    losses = (y - x).pow(2).flatten(1).mean(1)      # one loss per instance, shape (b,)
+    layer.surrogate_loss(losses).backward()         # values: backprop; means/sigmas: REINFORCE
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .contract import contract
+from .indexing import as_shape
+from .layers import index_space
+
+BASELINES = ("moving_average", "leave_one_out", "none")
+
+
+class ReinforceLayer(nn.Module):
+    """A sparse layer trained with the score-function estimator instead of Algorithm 1.
+
+    Same parametrisation as :class:`ashlib.SparseLayer` (k means, sigmas and values; means and
+    standard deviations through :func:`ashlib.layers.index_space`), so the two are compared on
+    equal terms and evaluated the same way (rounded means).
+
+    Args:
+        in_shape, out_shape: shapes of one input and one output; W has out_shape + in_shape.
+        k: number of Gaussians (nonzero entries of each sampled W).
+        fix_values: keep every value at 1 (a buffer) instead of learning it.
+        baseline: what is subtracted from each instance's loss before it multiplies the score:
+            ``"moving_average"`` (an exponential average of past batch losses, as is usual),
+            ``"leave_one_out"`` (for instance j the mean loss of the batch's other instances,
+            which drew their own W independently) or ``"none"``. All three are unbiased.
+        decay: the moving average's decay per batch.
+        sigma_scale, min_sigma: as for SparseLayer.
+
+    Each instance of a batch draws its own W (as SparseLayer samples its tuples per instance).
+    """
+
+    def __init__(self, in_shape, out_shape, k: int, *, fix_values: bool = False, baseline: str = "moving_average",
+                 decay: float = 0.9, sigma_scale: float = 0.1, min_sigma: float = 0.1):
+        super().__init__()
+        self.in_shape = as_shape(in_shape, "in_shape")
+        self.out_shape = as_shape(out_shape, "out_shape")
+        self.shape = self.out_shape + self.in_shape
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k (the number of Gaussians) must be an int >= 1, got {k!r}")
+        if baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"decay must lie in [0, 1), got {decay}")
+        if not sigma_scale > 0 or not min_sigma >= 0:
+            raise ValueError(f"need sigma_scale > 0 and min_sigma >= 0, got {sigma_scale}, {min_sigma}")
+        self.k, self.baseline, self.decay = k, baseline, float(decay)
+        self.sigma_scale, self.min_sigma = float(sigma_scale), float(min_sigma)
+        self.fix_values = bool(fix_values)
+        self.means = nn.Parameter(torch.randn(k, len(self.shape)))
+        self.sigmas = nn.Parameter(torch.zeros(k))
+        if self.fix_values:
+            self.register_buffer("values", torch.ones(k))
+        else:
+            self.values = nn.Parameter(torch.randn(k))
+        self.register_buffer("average_loss", torch.tensor(float("nan")))
+        self.last_log_prob: torch.Tensor | None = None
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def extra_repr(self) -> str:
+        return f"in_shape={self.in_shape}, out_shape={self.out_shape}, k={self.k}, baseline={self.baseline!r}"
+
+    def gaussians(self):
+        """The k means and standard deviations in index space, each (k, r)."""
+        return index_space(self.means, self.sigmas, self.shape, self.sigma_scale, self.min_sigma)
+
+    def sample_weights(self, batch_size: int, generator: torch.Generator | None = None):
+        """Draw one hard W per instance: ``(indices (b, k, r) long, log_prob (b,))``.
+
+        ``log_prob`` is the log density of the continuous points under the Gaussians,
+        differentiable in the raw means and sigmas (the points themselves are constants).
+        """
+        means, sigmas = self.gaussians()
+        device = means.device if generator is None else generator.device
+        noise = torch.randn((batch_size, *means.shape), generator=generator, dtype=means.dtype, device=device)
+        noise = noise.to(means.device)
+        points = (means + sigmas * noise).detach()
+        upper = torch.tensor(self.shape, device=means.device) - 1
+        indices = torch.minimum(points.round().clamp_min(0).long(), upper)
+        log_prob = (-0.5 * ((points - means) / sigmas).pow(2) - sigmas.log() - 0.5 * math.log(2 * math.pi))
+        return indices, log_prob.sum(dim=(1, 2))
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``y = W x`` with a freshly drawn W per instance; remembers the draw's log density."""
+        if not torch.is_tensor(x) or tuple(x.shape[1:]) != self.in_shape:
+            got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise ValueError(f"input must have shape (batch, *{self.in_shape}), got {got}")
+        b = x.shape[0]
+        indices, self.last_log_prob = self.sample_weights(b, generator)
+        weights = self.values.to(x.dtype).unsqueeze(0).expand(b, self.k)
+        return contract(indices, weights, x, self.out_shape, validate=False)
+
+    def surrogate_loss(self, losses: torch.Tensor) -> torch.Tensor:
+        """A scalar whose gradient is the estimator: backprop for values, REINFORCE for the Gaussians.
+
+        ``losses`` (b,) holds each instance's loss for the W it drew in the last forward call;
+        the returned value equals ``losses.mean()``, only its gradient differs.
+        """
+        lp = self.last_log_prob
+        if lp is None:
+            raise RuntimeError("call forward() before surrogate_loss(): there is no sampled W to score")
+        if not torch.is_tensor(losses) or losses.shape != lp.shape:
+            raise ValueError(f"losses must have one entry per instance, shape {tuple(lp.shape)}, "
+                             f"got {tuple(losses.shape) if torch.is_tensor(losses) else type(losses).__name__}")
+        feedback = losses.detach()
+        b = feedback.shape[0]
+        if self.baseline == "leave_one_out":
+            if b < 2:
+                raise ValueError("the leave-one-out baseline needs a batch of at least 2 instances")
+            feedback = feedback - (feedback.sum() - feedback) / (b - 1)
+        elif self.baseline == "moving_average":
+            batch_mean = feedback.mean()
+            average = self.average_loss
+            if not bool(torch.isnan(average)):
+                feedback = feedback - average  # the average of *earlier* batches: independent of this draw
+            with torch.no_grad():
+                new = batch_mean if bool(torch.isnan(average)) else self.decay * average + (1 - self.decay) * batch_mean
+                self.average_loss.copy_(new)
+        self.last_log_prob = None
+        score = (feedback * lp).mean()
+        return losses.mean() + score - score.detach()
