@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .layers import split_values
-from .plot import plot_sparse_weights, sample_kinds
+from .plot import plot_identity_snapshot, plot_sparse_weights, sample_kinds
 from .sampling import sample
 
 
@@ -49,4 +49,46 @@ def sampling_explorer(size=8):
         a_global=w.IntSlider(value=3, min=0, max=20, description="a_global"),
         region=w.IntSlider(value=3, min=1, max=size, description="region"),
         seed=w.IntSlider(value=0, min=0, max=20, description="draw (seed)"),
+    )
+
+
+def draw_identity_snapshot(result, index: int, seed: int = 0):
+    """Draw snapshot ``index`` of an identity run (Figure 3 style) next to its evaluation curve.
+
+    ``result`` is an :class:`ashlib.experiments.identity.IdentityResult`. Returns
+    ``(fig, on_diagonal)``: the figure and how many rounded means sit on the diagonal.
+    """
+    from .experiments.identity import snapshot_tuples
+
+    config = result.config
+    it, means, sigmas = result.snapshots[index]
+    rounded = means.round().long()
+    on_diagonal = int((rounded[:, 0] == rounded[:, 1]).sum())
+    fig, (ax, curve) = plt.subplots(1, 2, figsize=(8.4, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
+    tuples = snapshot_tuples(config, means, sigmas, torch.Generator().manual_seed(seed))
+    plot_identity_snapshot(means, sigmas, config.n, tuples=tuples, ax=ax,
+                           title=f"batch {it}: {on_diagonal}/{config.n} means round onto the diagonal")
+    curve.plot(range(1, len(result.losses) + 1), result.losses, lw=0.5, alpha=0.5, label="training MSE")
+    curve.plot(result.eval_iterations, [max(m, 1e-5) for m in result.eval_mse], "o-", ms=3, label="evaluation MSE")
+    curve.axvline(it, color="tab:red", lw=1)
+    curve.set_yscale("log")
+    curve.set_xlabel("batches")
+    curve.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig, on_diagonal
+
+
+def identity_snapshot_slider(result):
+    """A slider that scrubs through the training snapshots of an identity run."""
+    import ipywidgets as w
+
+    def show(snapshot, draw):
+        fig, _ = draw_identity_snapshot(result, snapshot, seed=draw)
+        plt.show(fig)
+
+    last = len(result.snapshots) - 1
+    return w.interactive(
+        show,
+        snapshot=w.IntSlider(value=last, min=0, max=last, description="snapshot"),
+        draw=w.IntSlider(value=0, min=0, max=20, description="draw (seed)"),
     )

@@ -30,3 +30,29 @@ def test_to_dense_adds_repeats_and_sample_kinds_order():
     W = to_dense(torch.tensor([[0, 1], [0, 1], [2, 0]]), torch.tensor([1.0, 2.0, 5.0]), (3, 2))
     assert W.tolist() == [[0.0, 3.0], [0.0, 0.0], [5.0, 0.0]]
     assert sample_kinds(2, 1, 2) == ["nearest"] * 4 + ["local", "global", "global"]
+
+
+def test_identity_snapshot_widget_counts_the_diagonal():
+    from ashlib.experiments.identity import IdentityConfig, IdentityResult
+    from ashlib.widgets import draw_identity_snapshot, identity_snapshot_slider
+
+    config = IdentityConfig(n=4, iterations=10)
+    means = torch.tensor([[0.2, 0.1], [1.0, 1.4], [2.6, 1.2], [3.0, 3.0]])  # rounds: (0,0) (1,1) (3,1) (3,3)
+    result = IdentityResult(config=config, losses=[1.0, 0.5], eval_iterations=[2], eval_mse=[0.0],
+                            eval_diagonal=[0.75], snapshots=[(1, means, torch.full((4, 2), 0.3))])
+    fig, on_diagonal = draw_identity_snapshot(result, 0)
+    plt.close(fig)
+    assert on_diagonal == 3
+    widget = identity_snapshot_slider(result)
+    assert "snapshot" in {c.description for c in widget.children if hasattr(c, "description")}
+    plt.close("all")
+
+
+def test_learning_curves_plot_means_over_seeds():
+    from ashlib.plot import plot_learning_curves
+
+    fig, ax = plt.subplots()
+    plot_learning_curves({(8, "sparse"): ([1, 2], [[1.0, 0.0], [3.0, 0.0]]), (8, "reinforce"): ([1, 2], [[2.0, 2.0]])}, ax=ax)
+    dashed, solid = sorted(ax.lines, key=lambda line: line.get_linestyle() == "-")
+    assert list(solid.get_ydata()) == [2.0, 1e-5] and dashed.get_linestyle() == "--"
+    plt.close(fig)
