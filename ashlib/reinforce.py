@@ -90,31 +90,40 @@ class ReinforceLayer(nn.Module):
         """The k means and standard deviations in index space, each (k, r)."""
         return index_space(self.means, self.sigmas, self.shape, self.sigma_scale, self.min_sigma)
 
-    def sample_weights(self, batch_size: int, generator: torch.Generator | None = None):
-        """Draw one hard W per instance: ``(indices (b, k, r) long, log_prob (b,))``.
-
-        ``log_prob`` is the log density of the continuous points under the Gaussians,
-        differentiable in the raw means and sigmas (the points themselves are constants).
-        """
+    def sample_points(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One continuous point per Gaussian and instance, (b, k, r), drawn from N(mean, sigma); constants."""
         means, sigmas = self.gaussians()
         device = means.device if generator is None else generator.device
         noise = torch.randn((batch_size, *means.shape), generator=generator, dtype=means.dtype, device=device)
-        noise = noise.to(means.device)
-        points = (means + sigmas * noise).detach()
-        upper = torch.tensor(self.shape, device=means.device) - 1
-        indices = torch.minimum(points.round().clamp_min(0).long(), upper)
-        log_prob = (-0.5 * ((points - means) / sigmas).pow(2) - sigmas.log() - 0.5 * math.log(2 * math.pi))
-        return indices, log_prob.sum(dim=(1, 2))
+        return (means + sigmas * noise.to(means.device)).detach()
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``y = W x`` with a freshly drawn W per instance; remembers the draw's log density."""
+    def log_prob(self, points: torch.Tensor) -> torch.Tensor:
+        """Log density (b,) of each instance's points, differentiable in the raw means and sigmas."""
+        means, sigmas = self.gaussians()
+        log_prob = -0.5 * ((points - means) / sigmas).pow(2) - sigmas.log() - 0.5 * math.log(2 * math.pi)
+        return log_prob.sum(dim=(1, 2))
+
+    def round_points(self, points: torch.Tensor) -> torch.Tensor:
+        """The integer tuples (b, k, r) the points round to, clamped into W."""
+        upper = torch.tensor(self.shape, device=points.device) - 1
+        return torch.minimum(points.round().clamp_min(0).long(), upper)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, points: torch.Tensor | None = None):
+        """``y = W x`` with a freshly drawn W per instance; remembers the draw's log density.
+
+        Pass ``points`` (b, k, r) from :meth:`sample_points` to use a given draw instead.
+        """
         if not torch.is_tensor(x) or tuple(x.shape[1:]) != self.in_shape:
             got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
             raise ValueError(f"input must have shape (batch, *{self.in_shape}), got {got}")
         b = x.shape[0]
-        indices, self.last_log_prob = self.sample_weights(b, generator)
+        if points is None:
+            points = self.sample_points(b, generator)
+        elif tuple(points.shape) != (b, self.k, self.rank):
+            raise ValueError(f"points must have shape ({b}, {self.k}, {self.rank}), got {tuple(points.shape)}")
+        self.last_log_prob = self.log_prob(points)
         weights = self.values.to(x.dtype).unsqueeze(0).expand(b, self.k)
-        return contract(indices, weights, x, self.out_shape, validate=False)
+        return contract(self.round_points(points), weights, x, self.out_shape, validate=False)
 
     def surrogate_loss(self, losses: torch.Tensor) -> torch.Tensor:
         """A scalar whose gradient is the estimator: backprop for values, REINFORCE for the Gaussians.

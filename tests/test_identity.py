@@ -54,3 +54,14 @@ def test_train_n8_converges_quickly():
     assert result.converged_at is not None and result.converged_at <= 1500
     assert result.eval_mse[-1] < 0.01 and result.eval_diagonal[-1] == 1.0
     assert len(result.losses) == 1500 and result.snapshots[0][0] == 1
+
+
+def test_reinforce_signal_fades_with_n_while_the_sparse_layer_keeps_it():
+    from ashlib.experiments.identity import gradient_signal_to_noise
+
+    sparse = {n: gradient_signal_to_noise(n, "sparse", samples=2000) for n in (4, 16)}
+    reinforce = {n: gradient_signal_to_noise(n, "reinforce", samples=10_000) for n in (4, 64)}  # SE ~0.01
+    assert min(sparse.values()) > 0.5  # one instance mostly points the misplaced entry home
+    assert reinforce[64] < 0.6 * reinforce[4] and reinforce[4] < 0.3
+    with pytest.raises(ValueError):
+        gradient_signal_to_noise(4, "gumbel")

@@ -31,6 +31,9 @@ EVAL_FLOOR = 1e-5  # an exact identity evaluates to MSE 0; log-scale plots draw 
 QUICK_BUDGETS = {4: 1_000, 8: 1_500, 16: 3_000, 32: 6_000}  # quick mode (ASHLIB_QUICK=1) without --iterations
 # The paper tried these 9 learning rates for its REINFORCE baseline and kept the best per size.
 REINFORCE_LEARNING_RATES = (0.1, 0.05, 0.01, 0.005, 0.001, 0.0005, 0.0001, 0.00005, 0.00001)
+# Best of those rates by our sweep (scripts/reinforce_sweep.py, fixed values, moving-average baseline;
+# results in scripts/results/reinforce_sweep.txt); sizes above 16 reuse the rate for 16.
+REINFORCE_BEST_LR = {4: 0.1, 8: 0.01, 16: 0.01}
 METHODS = ("sparse", "reinforce")
 
 
@@ -68,6 +71,8 @@ class IdentityConfig:
         self.a_local = a_local if self.a_local is None else self.a_local
         self.a_global = a_global if self.a_global is None else self.a_global
         self.region = min(log_n, self.n) if self.region is None else self.region
+        if self.lr is None and self.method == "reinforce":
+            self.lr = REINFORCE_BEST_LR.get(self.n, REINFORCE_BEST_LR[16] if self.n > 16 else 0.1)
         self.lr = (0.001 if self.n >= 64 else 0.005) if self.lr is None else self.lr
         if self.iterations is None:
             budgets = QUICK_BUDGETS if quick_mode() else PAPER_BUDGETS
@@ -250,3 +255,67 @@ def save_result(result: IdentityResult, out_dir) -> list[Path]:
     fig.savefig(paths[3], dpi=100)
     plt.close(fig)
     return paths
+
+
+def gradient_signal_to_noise(n: int, method: str, *, offset: float = 0.6, sigma: float = 0.5, samples: int = 4000,
+                             seed: int = 0) -> float:
+    """How clearly one instance's gradient tells a misplaced entry where to go, for either method.
+
+    All n Gaussians sit on their diagonal cells (sigma ``sigma`` cells) except entry 0, which sits
+    ``offset`` columns to the right of (0, 0). For ``samples`` independent instances we take the
+    gradient of that instance's loss with respect to entry 0's raw column coordinate and return
+    ``|mean| / std``: above 1 a single instance mostly points the right way, near 0 it is noise.
+    The sparse layer backpropagates through its sampled graph; REINFORCE uses
+    ``(L_j - b_j) * d log p(z_j) / d mean`` with the leave-one-out baseline ``b_j``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    gen = torch.Generator().manual_seed(seed)
+    config = IdentityConfig(n=n, method=method, baseline="leave_one_out", iterations=1)
+    layer = build_layer(config).double()
+    target = torch.arange(n, dtype=torch.float64).unsqueeze(1).repeat(1, 2).clamp(0.05, n - 1.05)
+    target[0, 1] += offset
+    with torch.no_grad():  # invert index_space: mean = sigmoid(raw) (n - 1), sigma = softplus(raw + 2) n 0.1 + 0.1
+        layer.means.copy_(torch.logit(target / (n - 1)))
+        layer.sigmas.fill_(math.log(math.expm1((sigma - layer.min_sigma) / (n * layer.sigma_scale))) - 2.0)
+    x = torch.randn(samples, n, generator=gen, dtype=torch.float64)
+    if method == "sparse":
+        raw_means, raw_sigmas, values = (p.detach().clone() for p in layer.batch_parameters(samples))
+        raw_means.requires_grad_(True)
+        y = layer.transform(x, raw_means, raw_sigmas, values, generator=gen)
+        (y - x).pow(2).mean(dim=1).sum().backward()
+        grads = raw_means.grad[:, 0, 1]
+    else:
+        points = layer.sample_points(samples, generator=gen)
+        y = layer(x, points=points)
+        losses = (y - x).pow(2).mean(dim=1).detach()
+        feedback = losses - (losses.sum() - losses) / (samples - 1)
+        means, sigmas = layer.gaussians()
+        mu, sd, raw = means[0, 1].detach(), sigmas[0, 1].detach(), layer.means[0, 1].detach()
+        # d log N(z; mu, sd) / d raw = (z - mu) / sd^2 * d mu / d raw, with mu = sigmoid(raw) (n - 1)
+        score = (points[:, 0, 1] - mu) / sd**2 * torch.sigmoid(raw) * (1 - torch.sigmoid(raw)) * (n - 1)
+        grads = feedback * score
+    return (grads.mean().abs() / grads.std()).item()
+
+
+def compare_methods(sizes, seeds, *, methods=METHODS, iterations=None, eval_every=250, eval_samples=10_000,
+                    progress=True):
+    """Figure 2 of the paper: train every (size, method, seed) with default settings for that size.
+
+    Returns ``(curves, results)``: ``curves[(size, method)] = (eval iterations, (seeds, points)
+    array of evaluation MSE)`` ready for :func:`ashlib.plot.plot_learning_curves`, and the list of
+    every :class:`IdentityResult`.
+    """
+    import numpy as np
+
+    curves, results = {}, []
+    jobs = [(n, m, s) for n in sizes for m in methods for s in seeds]
+    for n, method, seed in tqdm(jobs, desc="runs", disable=not progress):
+        config = IdentityConfig(n=n, method=method, seed=seed, iterations=iterations, eval_every=eval_every,
+                                eval_samples=eval_samples)
+        results.append(train(config, progress=False))
+    for n in sizes:
+        for method in methods:
+            runs = [r for r in results if r.config.n == n and r.config.method == method]
+            curves[(n, method)] = (runs[0].eval_iterations, np.array([r.eval_mse for r in runs]))
+    return curves, results
