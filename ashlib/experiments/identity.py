@@ -51,6 +51,11 @@ class IdentityConfig:
     a_global: int | None = None
     region: int | None = None  # log2 n
     fix_values: bool = True
+    # Learned values only: start them at 1 and let them learn 10x slower than the means and sigmas.
+    # With N(0, 1) starts and one learning rate, values fit before the structure does and the
+    # layer settles in cancelling pairs or dead duplicates (scripts/learned_values_study.py).
+    values_init: str = "ones"  # or "randn", the plain SparseLayer initialisation
+    values_lr_scale: float = 0.1
     chunk_size: int | None = None
     eval_every: int = 500
     eval_samples: int = 10_000
@@ -64,6 +69,10 @@ class IdentityConfig:
             raise ValueError(f"n must be an int >= 2, got {self.n!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.values_init not in ("ones", "randn"):
+            raise ValueError(f"values_init must be 'ones' or 'randn', got {self.values_init!r}")
+        if not self.values_lr_scale > 0:
+            raise ValueError(f"values_lr_scale must be positive, got {self.values_lr_scale}")
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
         log_n = max(1, round(math.log2(self.n)))
@@ -135,9 +144,23 @@ def build_layer(config: IdentityConfig) -> SparseLayer | ReinforceLayer:
     """The n x n layer with k = n Gaussians that ``config`` asks for (initialised from the current seed)."""
     n = config.n
     if config.method == "reinforce":
-        return ReinforceLayer(n, n, n, fix_values=config.fix_values, baseline=config.baseline)
-    return SparseLayer(n, n, n, a_local=config.a_local, a_global=config.a_global, region=config.region,
-                       chunk_size=config.chunk_size, fix_values=config.fix_values)
+        layer = ReinforceLayer(n, n, n, fix_values=config.fix_values, baseline=config.baseline)
+    else:
+        layer = SparseLayer(n, n, n, a_local=config.a_local, a_global=config.a_global, region=config.region,
+                            chunk_size=config.chunk_size, fix_values=config.fix_values)
+    if not config.fix_values and config.values_init == "ones":
+        with torch.no_grad():
+            layer.values.fill_(1.0)
+    return layer
+
+
+def build_optimiser(config: IdentityConfig, layer) -> torch.optim.Adam:
+    """Adam with the config's learning rate; learned values get ``lr * values_lr_scale``."""
+    structure = [layer.means, layer.sigmas]
+    groups = [{"params": structure}]
+    if not config.fix_values:
+        groups.append({"params": [layer.values], "lr": config.lr * config.values_lr_scale})
+    return torch.optim.Adam(groups, lr=config.lr)
 
 
 def train(config: IdentityConfig, progress: bool = True) -> IdentityResult:
@@ -146,7 +169,7 @@ def train(config: IdentityConfig, progress: bool = True) -> IdentityResult:
     device = torch.device(config.device)
     layer = build_layer(config).to(device)
     reinforce = config.method == "reinforce"
-    optimiser = torch.optim.Adam(layer.parameters(), lr=config.lr)
+    optimiser = build_optimiser(config, layer)
     eval_gen = torch.Generator().manual_seed(config.seed + 1)
     result = IdentityResult(config=config, layer=layer)
     start = time.perf_counter()
