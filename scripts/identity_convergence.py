@@ -2,7 +2,9 @@
 
     python scripts/identity_convergence.py --sizes 8 16 32 --seeds 0 1 2 3 4 [--learned-values]
 
-A measuring aid until the identity command line (issue 3) exists; prints one line per run.
+Runs many seeds and sizes in one go with the experiment's defaults (for learned values: start at 1,
+values 10x slower); prints one line per run. For a single run with curves and a figure use
+``python -m ashlib identity``.
 """
 
 import argparse
