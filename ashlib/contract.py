@@ -17,15 +17,18 @@ import torch
 from .indexing import as_shape, check_fits_int64, flat_index
 
 
-def _check(indices, values, x, out_shape):
+def _check(indices, values, x, out_shape, feature_dims=0):
     if not torch.is_tensor(indices) or indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
         dtype = getattr(indices, "dtype", type(indices).__name__)
         raise ValueError(f"indices must be an integer tensor (e.g. torch.long), got {dtype}; round and cast with .long()")
     if not torch.is_tensor(x) or not x.is_floating_point():
         raise ValueError("x must be a floating point tensor of shape (batch, *in_shape)")
-    if x.dim() < 2:
-        raise ValueError(f"x must have shape (batch, *in_shape) with at least one input dimension, got {tuple(x.shape)}")
-    b, in_shape = x.shape[0], tuple(x.shape[1:])
+    if not isinstance(feature_dims, int) or feature_dims < 0:
+        raise ValueError(f"feature_dims must be a non-negative int, got {feature_dims!r}")
+    if x.dim() < 2 + feature_dims:
+        raise ValueError(f"x must have shape (batch, *in_shape, *features) with at least one input dimension and "
+                         f"{feature_dims} feature dimensions, got {tuple(x.shape)}")
+    b, in_shape = x.shape[0], tuple(x.shape[1:x.dim() - feature_dims])
     rank = len(out_shape) + len(in_shape)
     if indices.dim() != 3 or indices.shape[0] != b or indices.shape[2] != rank:
         raise ValueError(
@@ -49,6 +52,7 @@ def contract(
     out_shape: Sequence[int],
     *,
     validate: bool = True,
+    feature_dims: int = 0,
 ) -> torch.Tensor:
     """Compute ``y[b, o] = sum_j values[b, j] * x[b, i]`` over entries with ``indices[b, j] = (o, i)``.
 
@@ -56,16 +60,22 @@ def contract(
         indices: integer (b, m, len(out_shape) + x.dim() - 1), tuples into W of shape
             ``out_shape + x.shape[1:]``. Repeated tuples add up.
         values: (b, m), the value of each tuple, same dtype and device as x.
-        x: (b, *in_shape), the input.
+        x: (b, *in_shape, *features), the input.
         out_shape: the output dimensions.
         validate: check that every index lies inside W (one device sync). Internal callers
             that produced the indices themselves skip it.
+        feature_dims: how many trailing dimensions of x W does not touch: they are carried
+            along like the batch (e.g. a permutation of n items, each an image: x (b, n, 28, 28),
+            W (n, n), ``feature_dims=2``). Costs m * prod(features) per instance, never a
+            W over the features.
 
     Returns:
-        y: (b, *out_shape), differentiable with respect to values and x.
+        y: (b, *out_shape, *features), differentiable with respect to values and x.
     """
     out_shape = as_shape(out_shape, "out_shape")
-    b, in_shape = _check(indices, values, x, out_shape)
+    b, in_shape = _check(indices, values, x, out_shape, feature_dims)
+    features = tuple(x.shape[x.dim() - feature_dims:])
+    n_features = math.prod(features)
     check_fits_int64(out_shape)
     check_fits_int64(in_shape)
     n_out = len(out_shape)
@@ -77,10 +87,16 @@ def contract(
     out_flat = flat_index(indices[..., :n_out], out_shape)  # (b, m)
     in_flat = flat_index(indices[..., n_out:], in_shape)  # (b, m)
     n_out_flat = math.prod(out_shape)
-    contributions = values * x.reshape(b, -1).gather(1, in_flat)
     rows = out_flat + torch.arange(b, device=x.device).unsqueeze(1) * n_out_flat
-    y = x.new_zeros(b * n_out_flat).index_add(0, rows.reshape(-1), contributions.reshape(-1))
-    return y.view(b, *out_shape)
+    if not feature_dims:
+        contributions = values * x.reshape(b, -1).gather(1, in_flat)
+        y = x.new_zeros(b * n_out_flat).index_add(0, rows.reshape(-1), contributions.reshape(-1))
+        return y.view(b, *out_shape)
+    flat_x = x.reshape(b * math.prod(in_shape), n_features)
+    sources = in_flat + torch.arange(b, device=x.device).unsqueeze(1) * math.prod(in_shape)
+    contributions = values.reshape(-1, 1) * flat_x.index_select(0, sources.reshape(-1))
+    y = x.new_zeros(b * n_out_flat, n_features).index_add(0, rows.reshape(-1), contributions)
+    return y.view(b, *out_shape, *features)
 
 
 def to_dense(indices: torch.Tensor, weights: torch.Tensor, shape) -> torch.Tensor:

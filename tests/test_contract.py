@@ -88,3 +88,23 @@ def test_bad_input_raises_value_error_with_advice():
         contract(bad, vals, x, (3,))
     with pytest.raises(ValueError, match="same dtype"):
         contract(good, vals.double(), x, (3,))
+
+
+def test_feature_dims_carry_trailing_dimensions():
+    """W (n, n) applied to n items of shape (3, 2): the same as the loop over features."""
+    g = torch.Generator().manual_seed(0)
+    b, n, m = 2, 5, 7
+    indices = torch.randint(0, n, (b, m, 2), generator=g)
+    values = torch.randn(b, m, dtype=torch.float64, generator=g)
+    x = torch.randn(b, n, 3, 2, dtype=torch.float64, generator=g, requires_grad=True)
+    y = contract(indices, values, x, (n,), feature_dims=2)
+    expected = torch.zeros(b, n, 3, 2, dtype=torch.float64)
+    for i in range(b):
+        for j in range(m):
+            r, c = indices[i, j].tolist()
+            expected[i, r] += values[i, j] * x[i, c].detach()
+    torch.testing.assert_close(y, expected)
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+    with pytest.raises(ValueError, match="feature"):
+        contract(indices, values, x.detach()[:, :, 0, 0], (n,), feature_dims=2)

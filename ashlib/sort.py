@@ -1,0 +1,232 @@
+"""Differentiable quicksort from sparse half-permutations (paper section 3.3, Algorithm 2, A.2).
+
+Quicksort with median pivots sorts n = 2**m items in m rounds: round d splits every chunk of
+size c = n / 2**(d-1) into the elements below the chunk's median (to the chunk's first half)
+and the rest (to its second half), keeping their order. Each round is a permutation matrix, a
+*half-permutation* P^d(o), fixed by a binary vector o with c/2 ones per chunk.
+
+To make a round differentiable in the keys, o is relaxed to o' = sigmoid(C (key - median)),
+and the round becomes a sparse layer: a few valid o's are sampled (random balanced ones plus
+the hard o the keys imply), each is given the proportion prod_i (o'_i if o_i else 1 - o'_i),
+repeated o's get nothing, and the proportions are normalised so every column of the mixed
+matrix sums to 1. Items and keys are both multiplied by that matrix with
+:func:`ashlib.contract`: no dense n x n matrix is ever built.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch.nn import functional as F
+
+from .contract import contract
+
+
+def _check_power_of_two(n: int, what: str = "n") -> int:
+    if n < 2 or n & (n - 1):
+        raise ValueError(f"{what} must be a power of two >= 2, got {n}")
+    return n.bit_length() - 1
+
+
+def half_permutation_rows(o: torch.Tensor, d: int) -> torch.Tensor:
+    """Algorithm 2: the row of the nonzero in each column of the half-permutation P^d(o).
+
+    Args:
+        o: (b, n) binary (long or bool), n a power of two, with as many 0s as 1s in every chunk
+            of size c = n / 2**(d-1).
+        d: the order, 1 .. log2(n).
+
+    Returns:
+        r (b, n) long: ``y = P x`` puts ``x[i]`` at position ``r[i]``. Within each chunk the
+        elements with o = 0 go, in order, to the chunk's first c/2 positions and those with
+        o = 1 to its last c/2 positions.
+    """
+    if not torch.is_tensor(o) or o.dim() != 2 or o.is_floating_point() or o.is_complex():
+        raise ValueError("o must be a (batch, n) long or bool tensor of 0s and 1s")
+    b, n = o.shape
+    m = _check_power_of_two(n)
+    if not isinstance(d, int) or not 1 <= d <= m:
+        raise ValueError(f"order d must be an int in [1, log2 n = {m}], got {d!r}")
+    o = o.long()
+    if bool(((o != 0) & (o != 1)).any()):
+        raise ValueError("o must contain only 0s and 1s")
+    c = n >> (d - 1)
+    chunks = o.view(b, n // c, c)
+    ones = chunks.cumsum(-1)
+    if bool((ones[..., -1] != c // 2).any()):
+        raise ValueError(f"every chunk of {c} elements of o must hold {c // 2} ones and {c // 2} zeros "
+                         f"for a half-permutation of order {d}")
+    zeros = (1 - chunks).cumsum(-1)
+    local = torch.where(chunks.bool(), c // 2 + ones - 1, zeros - 1)
+    start = torch.arange(0, n, c, device=o.device).view(1, -1, 1)
+    return (local + start).view(b, n)
+
+
+def _soft_buckets(keys: torch.Tensor, c: int, C: float):
+    """Per chunk of size c: log o', log (1 - o') (each (b, n)) and the hard o (b, n) bool."""
+    b, n = keys.shape
+    chunks = keys.view(b, n // c, c)
+    middle = chunks.sort(dim=-1).values[..., c // 2 - 1: c // 2 + 1]
+    median = middle.mean(dim=-1, keepdim=True)  # halfway between the two middle keys
+    z = ((chunks - median) * C).view(b, n)
+    # hard o: the upper c/2 ranks of each chunk (ties broken by position, so it is always valid)
+    ranks = chunks.argsort(dim=-1, stable=True).argsort(dim=-1)
+    hard = (ranks >= c // 2).view(b, n)
+    return F.logsigmoid(z), F.logsigmoid(-z), hard
+
+
+def _random_buckets(b: int, samples: int, n: int, c: int, device, generator) -> torch.Tensor:
+    """(b, samples, n) bool: uniformly random balanced o's (c/2 ones in every chunk)."""
+    noise = torch.rand((b, samples, n // c, c), generator=generator,
+                       device=device if generator is None else generator.device).to(device)
+    return (noise.argsort(dim=-1) >= c // 2).view(b, samples, n)
+
+
+def _repeats(o: torch.Tensor) -> torch.Tensor:
+    """(b, s) bool: True where o[:, j] equals an earlier o[:, i < j] (the same permutation)."""
+    s = o.shape[1]
+    same = (o.unsqueeze(2) == o.unsqueeze(1)).all(dim=-1)  # (b, s, s)
+    earlier = torch.ones(s, s, dtype=torch.bool, device=o.device).tril(-1)
+    return (same & earlier).any(dim=-1)
+
+
+@dataclass
+class HalfPermutationStep:
+    """One round as a sparse layer: ``indices`` (b, s*n, 2) (row, column) and ``weights`` (b, s*n).
+
+    Sample j's n tuples are ``indices[:, j*n:(j+1)*n]``; ``proportions`` (b, s) are their
+    normalised weights (0 for repeats; sample 0 is the hard o the keys imply); ``o`` (b, s, n).
+    """
+
+    d: int
+    indices: torch.Tensor
+    weights: torch.Tensor
+    proportions: torch.Tensor
+    o: torch.Tensor
+    soft_o: torch.Tensor  # o' (b, n)
+
+    def apply(self, x: torch.Tensor, transpose: bool = False) -> torch.Tensor:
+        """P x (or P^T x) for x (b, n, *features)."""
+        indices = self.indices.flip(-1) if transpose else self.indices
+        n = x.shape[1]
+        return contract(indices, self.weights.to(x.dtype), x, (n,), validate=False, feature_dims=x.dim() - 2)
+
+
+def half_permutation_step(keys: torch.Tensor, d: int, *, samples: int, C: float = 10.0,
+                          generator: torch.Generator | None = None) -> HalfPermutationStep:
+    """The sparse layer approximating P^d(o') for keys (b, n): ``samples`` random o's + the hard o."""
+    b, n = keys.shape
+    c = n >> (d - 1)
+    log_up, log_down, hard = _soft_buckets(keys, c, C)
+    o = torch.cat([hard.unsqueeze(1), _random_buckets(b, samples, n, c, keys.device, generator)], dim=1)
+    log_p = torch.where(o, log_up.unsqueeze(1), log_down.unsqueeze(1)).sum(dim=-1)  # (b, s+1)
+    log_p = log_p.masked_fill(_repeats(o), float("-inf"))
+    proportions = torch.softmax(log_p, dim=1)  # every column of the mixed matrix sums to 1
+    s = o.shape[1]
+    rows = half_permutation_rows(o.view(b * s, n), d).view(b, s, n)
+    columns = torch.arange(n, device=keys.device).expand(b, s, n)
+    indices = torch.stack([rows, columns], dim=-1).view(b, s * n, 2)
+    weights = proportions.unsqueeze(-1).expand(b, s, n).reshape(b, s * n)
+    return HalfPermutationStep(d, indices, weights, proportions, o, log_up.exp())
+
+
+@dataclass
+class QuicksortResult:
+    """What :func:`quicksort` computed.
+
+    ``sorted`` (b, n, *f): the items in ascending key order (softly); ``steps``: the items after
+    each round (``steps[-1]`` is ``sorted`` before unpadding); ``keys``: the keys after each
+    round; ``layers``: the :class:`HalfPermutationStep` of each round (for the intermediate loss
+    and for plots); ``n``: the number of real items (the rest were padding).
+    """
+
+    sorted: torch.Tensor
+    steps: list[torch.Tensor] = field(default_factory=list)
+    keys: list[torch.Tensor] = field(default_factory=list)
+    layers: list[HalfPermutationStep] = field(default_factory=list)
+    n: int = 0
+
+
+def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = None, C: float = 10.0,
+              generator: torch.Generator | None = None, pad: bool = True) -> QuicksortResult:
+    """Softly sort ``items`` (b, n, *f) by ``keys`` (b, n), ascending, differentiably in the keys.
+
+    Args:
+        samples: random half-permutations per round besides the hard one (paper: n; default n).
+        C: sharpness of the soft buckets o' = sigmoid(C (key - median)) (paper: 10).
+        generator: for reproducible samples.
+        pad: if n is not a power of two, append keys that sort last (and zero items), sort, and
+            drop them; with ``pad=False`` such n raises a ValueError.
+
+    Keys far apart (relative to 1/C) give an exact hard sort; keys that are close mix their items.
+    """
+    if not torch.is_tensor(keys) or keys.dim() != 2 or not keys.is_floating_point():
+        raise ValueError("keys must be a float tensor of shape (batch, n)")
+    if not torch.is_tensor(items) or items.dim() < 2 or tuple(items.shape[:2]) != tuple(keys.shape):
+        raise ValueError(f"items must have shape (batch, n, *features) matching keys {tuple(keys.shape)}, "
+                         f"got {tuple(items.shape) if torch.is_tensor(items) else type(items).__name__}")
+    if not bool(torch.isfinite(keys).all()):
+        raise ValueError("keys contain NaN or inf")
+    b, n = keys.shape
+    if n < 2:
+        raise ValueError(f"need at least 2 items to sort, got {n}")
+    size = 1 << (n - 1).bit_length()
+    if size != n:
+        if not pad:
+            raise ValueError(f"n = {n} is not a power of two: pass pad=True to pad with keys that sort last")
+        top = keys.detach().max(dim=1, keepdim=True).values
+        spread = (keys.detach().max() - keys.detach().min()).clamp_min(1.0)
+        # far above every real key, increasing, so they stay behind the real items in every round
+        extra = top + spread * 10 + torch.arange(1, size - n + 1, device=keys.device, dtype=keys.dtype) * 100 / C
+        keys = torch.cat([keys, extra], dim=1)
+        items = torch.cat([items, items.new_zeros(b, size - n, *items.shape[2:])], dim=1)
+    rounds = _check_power_of_two(size)
+    samples = size if samples is None else samples
+    if not isinstance(samples, int) or samples < 0:
+        raise ValueError(f"samples must be a non-negative int, got {samples!r}")
+    result = QuicksortResult(sorted=items, n=n)
+    for d in range(1, rounds + 1):
+        step = half_permutation_step(keys, d, samples=samples, C=C, generator=generator)
+        keys, items = step.apply(keys.unsqueeze(-1)).squeeze(-1), step.apply(items)
+        result.layers.append(step)
+        result.keys.append(keys)
+        result.steps.append(items)
+    result.sorted = items[:, :n]
+    return result
+
+
+def push_back_targets(result: QuicksortResult, target: torch.Tensor, detach: bool = True) -> list[torch.Tensor]:
+    """Targets for every round: the sorted target fed back through the transposed rounds.
+
+    ``target`` (b, n, *f) is the correctly sorted items; returns ``[t_1, ..., t_m]`` aligned
+    with ``result.steps`` (t_m = target). With ``detach`` the permutations only shape the
+    targets; gradients flow through the outputs alone.
+    """
+    size = result.steps[-1].shape[1]
+    if target.shape[1] != size:
+        target = torch.cat([target, target.new_zeros(target.shape[0], size - target.shape[1], *target.shape[2:])], 1)
+    targets = [target]
+    for step in reversed(result.layers[1:]):
+        layer = step
+        if detach:
+            layer = HalfPermutationStep(step.d, step.indices, step.weights.detach(), step.proportions, step.o, step.soft_o)
+        targets.append(layer.apply(targets[-1], transpose=True))
+    return targets[::-1]
+
+
+def intermediate_loss(result: QuicksortResult, target: torch.Tensor, *, detach: bool = True) -> torch.Tensor:
+    """The paper's "intermediate loss": binary cross-entropy between every round's output and the
+    sorted target pushed back to that round, summed over rounds (averaged over items and batch).
+
+    Items and target must lie in [0, 1] (outputs are clamped to (0, 1), as in the paper).
+    """
+    if tuple(target.shape) != (result.steps[-1].shape[0], result.n, *result.steps[-1].shape[2:]):
+        raise ValueError(f"target must have the items' shape {(result.steps[-1].shape[0], result.n)} + features, "
+                         f"got {tuple(target.shape)}")
+    eps = 1e-6
+    total = 0.0
+    for output, t in zip(result.steps, push_back_targets(result, target, detach)):
+        total = total + F.binary_cross_entropy(output.clamp(eps, 1 - eps), t.clamp(0, 1))
+    return total

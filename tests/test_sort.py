@@ -1,0 +1,156 @@
+"""Half-permutations and differentiable quicksort, against loop-built references."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+import ashlib
+from ashlib.contract import to_dense
+from ashlib.sort import half_permutation_rows, half_permutation_step, intermediate_loss, push_back_targets
+
+
+def reference_half_permutation(o, d):
+    """P^d(o) applied to positions, by the definition: per chunk, the 0s in order, then the 1s."""
+    n = len(o)
+    c = n // 2 ** (d - 1)
+    order = []
+    for start in range(0, n, c):
+        chunk = list(range(start, start + c))
+        order += [i for i in chunk if o[i] == 0] + [i for i in chunk if o[i] == 1]
+    rows = [0] * n
+    for position, i in enumerate(order):
+        rows[i] = position  # x[i] ends at `position`
+    return rows
+
+
+def all_balanced(n, d):
+    c = n // 2 ** (d - 1)
+    chunk_options = [o for o in itertools.product([0, 1], repeat=c) if sum(o) == c // 2]
+    for parts in itertools.product(chunk_options, repeat=n // c):
+        yield [bit for part in parts for bit in part]
+
+
+@pytest.mark.parametrize("n,d", [(2, 1), (4, 1), (4, 2), (8, 1), (8, 2), (8, 3)])
+def test_rows_match_the_definition_for_every_valid_o(n, d):
+    os = list(all_balanced(n, d))
+    expected_count = math.comb(n // 2 ** (d - 1), n // 2**d) ** (2 ** (d - 1))
+    assert len(os) == expected_count
+    rows = half_permutation_rows(torch.tensor(os), d)
+    for o, r in zip(os, rows.tolist()):
+        assert r == reference_half_permutation(o, d)
+        assert sorted(r) == list(range(n))  # a permutation
+
+
+def test_rows_reject_bad_o():
+    with pytest.raises(ValueError, match="ones and"):
+        half_permutation_rows(torch.tensor([[1, 1, 0, 1]]), 1)
+    with pytest.raises(ValueError, match="power of two"):
+        half_permutation_rows(torch.tensor([[1, 0, 0, 1, 1, 0]]), 1)
+    with pytest.raises(ValueError, match="order"):
+        half_permutation_rows(torch.tensor([[1, 0, 0, 1]]), 3)
+    with pytest.raises(ValueError, match="0s and 1s"):
+        half_permutation_rows(torch.tensor([[2, 0, 0, 1]]), 1)
+
+
+def test_one_step_is_the_normalised_mixture_of_its_samples():
+    """Dense reference: sum_j p_j P(o_j), p_j proportional to prod(o' or 1 - o'), repeats zero."""
+    g = torch.Generator().manual_seed(0)
+    keys = torch.randn(3, 8, dtype=torch.float64, generator=g)
+    step = half_permutation_step(keys, 2, samples=20, C=2.0, generator=g)
+    for b in range(3):
+        soft = step.soft_o[b]
+        raw = []
+        seen = []
+        for o in step.o[b].long().tolist():
+            p = math.prod(soft[i].item() if bit else 1 - soft[i].item() for i, bit in enumerate(o))
+            raw.append(0.0 if o in seen else p)
+            seen.append(o)
+        raw = torch.tensor(raw, dtype=torch.float64)
+        torch.testing.assert_close(step.proportions[b], raw / raw.sum())
+        W = to_dense(step.indices[b], step.weights[b], (8, 8))
+        expected = torch.zeros(8, 8, dtype=torch.float64)
+        for o, p in zip(step.o[b].long().tolist(), raw / raw.sum()):
+            for i, r in enumerate(reference_half_permutation(o, 2)):
+                expected[r, i] += p
+        torch.testing.assert_close(W, expected)
+        torch.testing.assert_close(W.sum(0), torch.ones(8, dtype=torch.float64))  # columns sum to 1
+    # sample 0 is the hard o: the upper half of each chunk of 4 by key
+    chunks = keys.view(3, 2, 4)
+    upper = chunks >= chunks.sort(-1).values[..., 2:3]
+    assert torch.equal(step.o[:, 0], upper.view(3, 8))
+
+
+@pytest.mark.parametrize("n", [2, 4, 16, 64])
+def test_keys_far_apart_sort_exactly(n):
+    g = torch.Generator().manual_seed(n)
+    keys = torch.randperm(n, generator=g).double().expand(5, n) * 3.0 + torch.arange(5).unsqueeze(1)
+    items = torch.randn(5, n, 3, 2, dtype=torch.float64, generator=g)
+    result = ashlib.quicksort(keys, items, generator=g)
+    expected = items.gather(1, keys.argsort(1).view(5, n, 1, 1).expand(5, n, 3, 2))
+    torch.testing.assert_close(result.sorted, expected, atol=1e-9, rtol=0)
+    assert len(result.steps) == int(math.log2(n))
+    torch.testing.assert_close(result.keys[-1], keys.sort(1).values, atol=1e-9, rtol=0)
+
+
+def test_padding_for_n_not_a_power_of_two():
+    keys = torch.tensor([[5.0, -3.0, 9.0, 1.0, 0.0, 7.0]]) * 2
+    items = torch.arange(6.0).view(1, 6)
+    result = ashlib.quicksort(keys, items)
+    torch.testing.assert_close(result.sorted, items[:, keys[0].argsort()])
+    with pytest.raises(ValueError, match="power of two"):
+        ashlib.quicksort(keys, items, pad=False)
+
+
+def test_wrong_order_gets_a_gradient_towards_the_right_order():
+    """The paper's n = 2 argument: item 0 should come first, but its key is the larger one."""
+    for gap in (0.05, 0.2, 0.5):
+        keys = torch.tensor([[0.5 + gap, 0.5 - gap]], requires_grad=True)
+        items = torch.tensor([[0.0, 1.0]])
+        target = torch.tensor([[0.0, 1.0]])
+        out = ashlib.quicksort(keys, items).sorted
+        (out - target).pow(2).sum().backward()
+        assert keys.grad[0, 0] > 0 and keys.grad[0, 1] < 0  # descent lowers key 0, raises key 1
+        # and in the right order the loss is already smaller
+        right = ashlib.quicksort(keys.detach().flip(1), items).sorted
+        assert (right - target).pow(2).sum() < (out.detach() - target).pow(2).sum()
+
+
+def test_gradient_matches_finite_differences_for_fixed_samples():
+    g_state = torch.Generator().manual_seed(3).get_state()
+    keys = torch.randn(2, 8, dtype=torch.float64, requires_grad=True)
+    items = torch.rand(2, 8, 4, dtype=torch.float64)
+
+    def f(k):
+        g = torch.Generator()
+        g.set_state(g_state)
+        return ashlib.quicksort(k, items, C=1.0, generator=g).sorted.pow(2).sum()
+
+    torch.autograd.gradcheck(f, (keys,))
+
+
+def test_intermediate_loss_pushes_the_target_back():
+    g = torch.Generator().manual_seed(0)
+    n = 8
+    keys = torch.randperm(n, generator=g).double().unsqueeze(0) * 5  # far apart: hard permutations
+    items = torch.rand(1, n, 2, dtype=torch.float64, generator=g)
+    result = ashlib.quicksort(keys, items, generator=g)
+    target = items[:, keys[0].argsort()]
+    targets = push_back_targets(result, target)
+    for step, t in zip(result.steps, targets):  # correct keys: every round's target is its output
+        torch.testing.assert_close(step, t, atol=1e-9, rtol=0)
+    loss = intermediate_loss(result, target)
+    bce_of_self = sum(torch.nn.functional.binary_cross_entropy(s, s) for s in result.steps)
+    torch.testing.assert_close(loss, bce_of_self, atol=1e-5, rtol=1e-5)
+    wrong = intermediate_loss(ashlib.quicksort(-keys, items, generator=g), target)
+    assert wrong > loss + 0.1
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="keys"):
+        ashlib.quicksort(torch.zeros(2, 4, dtype=torch.long), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="items"):
+        ashlib.quicksort(torch.zeros(2, 4), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        ashlib.quicksort(torch.tensor([[0.0, float("nan")]]), torch.zeros(1, 2))
