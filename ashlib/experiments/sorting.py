@@ -1,0 +1,196 @@
+"""Sorting MNIST numbers by learned keys (paper section 3.3, Figure 6, appendix table 3).
+
+Each instance holds n numbers of ``digits`` digits, each digit a real MNIST image. A key network
+(a ConvNet per digit, concatenated, then an MLP) gives every number one scalar key; the items
+(the digit images) are sorted by those keys with a differentiable sort and compared with the
+correctly sorted images by binary cross-entropy. Nothing tells the network the numbers' values:
+it learns them only through the sort.
+
+Methods: ``quicksort`` (ashlib's sparse half-permutations, optionally with the intermediate
+loss), ``neuralsort`` and ``softsort`` (dense relaxations, :mod:`ashlib.sort_baselines`), all
+with the same key network, data, batch size, optimiser and budget. Evaluation as in the paper:
+on fresh test instances, the error is the fraction whose order by key is not exactly right;
+the element-wise error is the fraction of positions holding the wrong number.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from ..config import quick_mode, seed_everything
+from ..sort import intermediate_loss, quicksort
+from ..sort_baselines import apply_permutation, neuralsort, softsort
+
+METHODS = ("quicksort", "neuralsort", "softsort")
+
+
+@dataclass
+class SortingConfig:
+    """Settings of one sorting run; None fields take a default for the mode (quick or full)."""
+
+    n: int = 4
+    digits: int = 3
+    method: str = "quicksort"
+    intermediate: bool = False  # quicksort only: the paper's intermediate loss
+    batch_size: int = 64
+    lr: float = 5e-5  # the paper's
+    iterations: int | None = None  # full: 50,000 batches; quick: 300
+    samples: int | None = None  # quicksort: random half-permutations per round (paper: n)
+    C: float = 10.0  # quicksort sharpness (paper: 10)
+    tau: float = 1.0  # NeuralSort / SoftSort temperature
+    width: float = 1.0  # key network channels relative to table 3 (1.0 = the paper's)
+    eval_every: int = 1000
+    eval_instances: int | None = None  # full: 10,000 (the paper's); quick: 1,000
+    source: str = "auto"  # MNIST source, see ashlib.data.load_mnist
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.intermediate and self.method != "quicksort":
+            raise ValueError("the intermediate loss exists only for method='quicksort'")
+        if not isinstance(self.n, int) or self.n < 2:
+            raise ValueError(f"n must be an int >= 2, got {self.n!r}")
+        if self.iterations is None:
+            self.iterations = 300 if quick_mode() else 50_000
+        if self.eval_instances is None:
+            self.eval_instances = 1_000 if quick_mode() else 10_000
+        if min(self.iterations, self.batch_size, self.eval_every, self.eval_instances) < 1 or not self.width > 0:
+            raise ValueError("iterations, batch_size, eval_every, eval_instances and width must be positive")
+
+
+def _block(c_in: int, c_out: int) -> list[nn.Module]:
+    """Three 3x3 convolutions (the last without bias: batch norm follows), batch norm, 2x2 max pool."""
+    return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.Conv2d(c_out, c_out, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.ReLU(), nn.BatchNorm2d(c_out), nn.MaxPool2d(2)]
+
+
+class KeyNetwork(nn.Module):
+    """Table 3 of the paper: one ConvNet per digit (shared), 8 features each, an MLP to one key.
+
+    forward(images (b, n, digits, 28, 28)) -> keys (b, n). ``width`` scales the channels
+    (16, 64, 128 at 1.0) for quick runs on a CPU.
+    """
+
+    def __init__(self, digits: int = 3, width: float = 1.0):
+        super().__init__()
+        c1, c2, c3 = (max(2, round(c * width)) for c in (16, 64, 128))
+        self.digits = digits
+        self.convnet = nn.Sequential(
+            *_block(1, c1), *_block(c1, c2), *_block(c2, c3), nn.Flatten(),
+            nn.Linear(c3 * 3 * 3, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 8),
+        )
+        self.mlp = nn.Sequential(nn.Linear(8 * digits, 256), nn.ReLU(), nn.Linear(256, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        b, n, digits = images.shape[:3]
+        if digits != self.digits or tuple(images.shape[3:]) != (28, 28):
+            raise ValueError(f"images must have shape (b, n, {self.digits}, 28, 28), got {tuple(images.shape)}")
+        features = self.convnet(images.reshape(b * n * digits, 1, 28, 28))
+        return self.mlp(features.view(b * n, digits * 8)).view(b, n)
+
+
+def sort_items(config: SortingConfig, keys: torch.Tensor, items: torch.Tensor, generator=None):
+    """Sort items (b, n, *f) by keys with the config's method: (sorted items, quicksort result or None)."""
+    if config.method == "quicksort":
+        result = quicksort(keys, items, samples=config.samples, C=config.C, generator=generator)
+        return result.sorted, result
+    P = (neuralsort if config.method == "neuralsort" else softsort)(keys, tau=config.tau)
+    return apply_permutation(P, items), None
+
+
+def sorting_loss(config: SortingConfig, keys, items, target, generator=None) -> torch.Tensor:
+    """Binary cross-entropy between the sorted items and the sorted target (plus intermediate rounds)."""
+    output, result = sort_items(config, keys, items, generator)
+    if config.intermediate:
+        return intermediate_loss(result, target)
+    return F.binary_cross_entropy(output.clamp(1e-6, 1 - 1e-6), target)
+
+
+def order_errors(keys: torch.Tensor, numbers: torch.Tensor):
+    """(instance error, element error): ordering the numbers by key, how often is it wrong?
+
+    An instance counts as right when the numbers in key order equal the numbers sorted, so
+    ties between equal numbers cannot count as errors.
+    """
+    by_key = numbers.gather(1, keys.argsort(dim=1, stable=True))
+    wrong = by_key != numbers.sort(dim=1).values
+    return wrong.any(dim=1).float().mean().item(), wrong.float().mean().item()
+
+
+@torch.no_grad()
+def evaluate(net: KeyNetwork, task, instances: int, batch_size: int = 250, device="cpu"):
+    """The paper's evaluation on ``instances`` fresh instances of ``task``: (error, element error)."""
+    was_training = net.training
+    net.eval()
+    totals = torch.zeros(2)
+    done = 0
+    while done < instances:
+        b = min(batch_size, instances - done)
+        images, numbers, _ = task.sample(b)
+        err, elem = order_errors(net(images.to(device)).cpu(), numbers)
+        totals += torch.tensor([err * b, elem * b])
+        done += b
+    net.train(was_training)
+    return (totals / instances).tolist()
+
+
+@dataclass
+class SortingResult:
+    config: SortingConfig
+    losses: list[float] = field(default_factory=list)
+    eval_iterations: list[int] = field(default_factory=list)
+    eval_error: list[float] = field(default_factory=list)
+    eval_element_error: list[float] = field(default_factory=list)
+    data_source: str = ""
+    seconds: float = 0.0
+    net: KeyNetwork | None = None
+
+
+def make_tasks(config: SortingConfig):
+    """(training SortingTask, a function making the test SortingTask afresh).
+
+    Every evaluation builds the test task anew from the same seed, so every evaluation of a run
+    (and every method with the same seed) sees the same test instances.
+    """
+    from ..data import SortingTask
+
+    train_task = SortingTask(config.n, digits=config.digits, split="train", seed=config.seed)
+    return train_task, lambda: SortingTask(config.n, digits=config.digits, split="test", seed=10_000 + config.seed)
+
+
+def train(config: SortingConfig, progress: bool = True, tasks=None) -> SortingResult:
+    """Train the key network through the config's sort; evaluate every ``eval_every`` batches."""
+    seed_everything(config.seed)
+    device = torch.device(config.device)
+    train_task, make_test_task = tasks if tasks is not None else make_tasks(config)
+    net = KeyNetwork(config.digits, config.width).to(device)
+    optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    result = SortingResult(config=config, net=net, data_source=getattr(train_task, "source", ""))
+    start = time.perf_counter()
+    bar = tqdm(range(1, config.iterations + 1), desc=f"sort n={config.n} {config.method}", disable=not progress)
+    for it in bar:
+        images, numbers, perm = train_task.sample(config.batch_size)
+        images, perm = images.to(device), perm.to(device)
+        target = images.gather(1, perm.view(*perm.shape, 1, 1, 1).expand_as(images))
+        loss = sorting_loss(config, net(images), images, target, generator)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        result.losses.append(loss.item())
+        if it % config.eval_every == 0 or it == config.iterations:
+            err, elem = evaluate(net, make_test_task(), config.eval_instances, device=device)
+            result.eval_iterations.append(it)
+            result.eval_error.append(err)
+            result.eval_element_error.append(elem)
+            bar.set_postfix(error=f"{err:.3f}", element_error=f"{elem:.3f}")
+    result.seconds = time.perf_counter() - start
+    return result
