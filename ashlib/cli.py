@@ -63,6 +63,28 @@ def _run_identity(args) -> int:
     return 0
 
 
+def _data_parser(sub):
+    p = sub.add_parser(
+        "data", help="prepare and check the data: MNIST (full download or the offline subset), cluttered MNIST",
+        description="Download and verify full MNIST (--source full), check the committed offline subset of real "
+                    "MNIST digits (--source offline), or take full when it can be had (auto); print a summary "
+                    "saying which data and how many digits. See data/README.md.",
+    )
+    p.add_argument("--source", choices=["auto", "full", "offline"], default="auto",
+                   help="full: download once into data/cache/ (SHA-256 verified); offline: the committed subset")
+    p.add_argument("--root", default=None, help="data directory (default: the checkout's data/, else ~/.cache/ashlib)")
+    p.add_argument("--cluttered", action="store_true",
+                   help="also materialise cluttered MNIST (the paper's 60,000 train / 10,000 test, 100 x 100, "
+                        "8 distractors, seed 0) into the cache")
+
+    def run(args) -> int:
+        from .data import data_command
+
+        return data_command(source=args.source, root=args.root, cluttered=args.cluttered)
+
+    p.set_defaults(run=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ashlib",
@@ -71,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="experiments", metavar="<experiment>", dest="experiment")
     _identity_parser(sub)
+    _data_parser(sub)
     return parser
 
 
