@@ -85,6 +85,55 @@ def _data_parser(sub):
     p.set_defaults(run=run)
 
 
+def _sort_parser(sub):
+    p = sub.add_parser(
+        "sort", help="learn keys for MNIST numbers through a differentiable sort (paper 3.3)",
+        description="Sort n numbers of 3 MNIST digits by keys from the paper's key network, trained through "
+                    "quicksort (sparse half-permutations), NeuralSort or SoftSort; report the paper's error.",
+    )
+    p.add_argument("--n", type=int, default=4, help="numbers per instance (default 4)")
+    p.add_argument("--method", choices=["quicksort", "neuralsort", "softsort"], default="quicksort")
+    p.add_argument("--intermediate", action="store_true", help="quicksort: add the intermediate loss")
+    p.add_argument("--iterations", type=int, default=None, help="batches (default 50,000; 300 in quick mode)")
+    p.add_argument("--lr", type=float, default=5e-5, help="Adam learning rate (paper: 5e-5)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--width", type=float, default=1.0, help="key network channels relative to the paper's")
+    p.add_argument("--samples", type=int, default=None, help="quicksort: random half-permutations per round (default n)")
+    p.add_argument("--C", type=float, default=10.0, help="quicksort: sharpness of the soft buckets")
+    p.add_argument("--tau", type=float, default=1.0, help="NeuralSort/SoftSort temperature")
+    p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--eval-instances", type=int, default=None, help="test instances (default 10,000; 1,000 quick)")
+    p.add_argument("--source", choices=["auto", "full", "offline"], default="auto", help="MNIST source")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=None, help="directory for curves.csv, evaluation.csv, summary.json, sorting.png")
+    p.set_defaults(run=_run_sort)
+
+
+def _run_sort(args) -> int:
+    from .experiments import sorting
+
+    config = sorting.SortingConfig(
+        n=args.n, method=args.method, intermediate=args.intermediate, iterations=args.iterations, lr=args.lr,
+        batch_size=args.batch_size, width=args.width, samples=args.samples, C=args.C, tau=args.tau,
+        eval_every=args.eval_every, eval_instances=args.eval_instances, source=args.source, seed=args.seed,
+        device=args.device,
+    )
+    mode = "quick mode" if quick_mode() else "full mode"
+    print(f"sort n={config.n} method={config.method} intermediate={config.intermediate} lr={config.lr} "
+          f"batches={config.iterations} width={config.width} seed={config.seed} ({mode})")
+    result = sorting.train(config, progress=True)
+    s = sorting.summary(result)
+    print(f"data: {s['data']}")
+    print(f"final test error {s['final_error']:.2%} (best {s['best_error']:.2%}) | element error "
+          f"{s['final_element_error']:.2%} | {config.eval_instances:,} test instances | {s['batches']} batches in "
+          f"{s['seconds']:.0f} s")
+    if args.out:
+        for path in sorting.save_result(result, args.out):
+            print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ashlib",
@@ -94,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="experiments", metavar="<experiment>", dest="experiment")
     _identity_parser(sub)
     _data_parser(sub)
+    _sort_parser(sub)
     return parser
 
 

@@ -160,10 +160,12 @@ def make_tasks(config: SortingConfig):
     Every evaluation builds the test task anew from the same seed, so every evaluation of a run
     (and every method with the same seed) sees the same test instances.
     """
-    from ..data import SortingTask
+    from ..data import SortingTask, load_mnist
 
-    train_task = SortingTask(config.n, digits=config.digits, split="train", seed=config.seed)
-    return train_task, lambda: SortingTask(config.n, digits=config.digits, split="test", seed=10_000 + config.seed)
+    train_task = SortingTask(config.n, digits=config.digits, split="train", seed=config.seed, source=config.source)
+    test_digits = load_mnist("test", config.source)  # loaded once; each evaluation re-seeds the task
+    return train_task, lambda: SortingTask(config.n, digits=config.digits, split="test", seed=10_000 + config.seed,
+                                           mnist=test_digits)
 
 
 def train(config: SortingConfig, progress: bool = True, tasks=None) -> SortingResult:
@@ -194,3 +196,50 @@ def train(config: SortingConfig, progress: bool = True, tasks=None) -> SortingRe
             bar.set_postfix(error=f"{err:.3f}", element_error=f"{elem:.3f}")
     result.seconds = time.perf_counter() - start
     return result
+
+
+def summary(result: SortingResult) -> dict:
+    """The numbers a run is judged by, plus its configuration (JSON-ready)."""
+    from dataclasses import asdict
+
+    return {
+        "config": asdict(result.config),
+        "data": result.data_source,
+        "final_error": result.eval_error[-1] if result.eval_error else None,
+        "final_element_error": result.eval_element_error[-1] if result.eval_element_error else None,
+        "best_error": min(result.eval_error) if result.eval_error else None,
+        "batches": len(result.losses),
+        "seconds": round(result.seconds, 2),
+    }
+
+
+def save_result(result: SortingResult, out_dir) -> list:
+    """Write curves.csv, evaluation.csv, summary.json and sorting.png (loss and error curves)."""
+    import csv
+    import json
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "curves.csv", out / "evaluation.csv", out / "summary.json", out / "sorting.png"]
+    with open(paths[0], "w", newline="") as f:
+        csv.writer(f).writerows([("batch", "loss")] + [(i, f"{v:.6g}") for i, v in enumerate(result.losses, 1)])
+    with open(paths[1], "w", newline="") as f:
+        rows = zip(result.eval_iterations, result.eval_error, result.eval_element_error)
+        csv.writer(f).writerows([("batch", "error", "element_error")] + [(i, f"{e:.4f}", f"{m:.4f}") for i, e, m in rows])
+    paths[2].write_text(json.dumps(summary(result), indent=2) + "\n")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a.plot(range(1, len(result.losses) + 1), result.losses, lw=0.6)
+    a.set(xlabel="batches", ylabel="training loss", yscale="log")
+    b.plot(result.eval_iterations, result.eval_error, "o-", ms=3, label="instances not exactly sorted")
+    b.plot(result.eval_iterations, result.eval_element_error, "s--", ms=3, label="positions wrong")
+    b.set(xlabel="batches", ylabel="test error", ylim=(0, 1))
+    b.legend(fontsize=8, frameon=False)
+    c = result.config
+    fig.suptitle(f"sorting n = {c.n}, {c.method}{' + intermediate loss' if c.intermediate else ''}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(paths[3], dpi=100)
+    plt.close(fig)
+    return paths
