@@ -132,3 +132,35 @@ def plot_learning_curves(curves, ax=None, log=True, floor=1e-5):
     ax.set_ylabel("evaluation MSE (rounded means)")
     ax.legend(fontsize=7, frameon=False)
     return ax
+
+
+def plot_permutation_step(step, instance: int = 0, ax=None, title=None):
+    """One quicksort round as its (soft) n x n matrix: column i says where item i goes."""
+    from .contract import to_dense
+
+    n = step.o.shape[-1]
+    W = to_dense(step.indices[instance], step.weights[instance].detach(), (n, n))
+    ax = ax or plt.gca()
+    ax.imshow(_numpy(W), cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title or f"round {step.d}", fontsize=9)
+    return W
+
+
+def plot_item_rows(rows, ax=None, labels=None, cmap="Greys"):
+    """Rows of image items: ``rows`` is a list of (n, H, W) tensors, drawn one row per entry."""
+    import numpy as np
+
+    ax = ax or plt.gca()
+    strips = [np.concatenate([_numpy(img) for img in row], axis=1) for row in rows]
+    gap = np.full((2, strips[0].shape[1]), np.nan)
+    ax.imshow(np.concatenate([x for s in strips for x in (s, gap)][:-1], axis=0), cmap=cmap, vmin=0, vmax=1,
+              interpolation="nearest")
+    h = rows[0].shape[-2]
+    ax.set_xticks([])
+    if labels:
+        ax.set_yticks([i * (h + 2) + h / 2 for i in range(len(rows))], labels, fontsize=8)
+    else:
+        ax.set_yticks([])
+    return ax

@@ -92,3 +92,50 @@ def identity_snapshot_slider(result):
         snapshot=w.IntSlider(value=last, min=0, max=last, description="snapshot"),
         draw=w.IntSlider(value=0, min=0, max=20, description="draw (seed)"),
     )
+
+
+def draw_quicksort(n: int = 8, C: float = 10.0, spread: float = 1.0, shuffle: int = 0, samples: int | None = None,
+                   seed: int = 0):
+    """Sort n random keys (``spread`` apart on average) with :func:`ashlib.quicksort`; draw every round.
+
+    Top row: each round's soft permutation matrix; bottom: the keys after each round.
+    Returns ``(fig, result, keys)``.
+    """
+    from .plot import plot_permutation_step
+    from .sort import quicksort
+
+    g = torch.Generator().manual_seed(shuffle)
+    keys = (torch.randperm(n, generator=g).double() * spread).unsqueeze(0)
+    result = quicksort(keys, keys.unsqueeze(-1), samples=samples, C=C, generator=torch.Generator().manual_seed(seed))
+    rounds = len(result.layers)
+    fig, axes = plt.subplots(2, rounds + 1, figsize=(2.4 * (rounds + 1), 4.8))
+    axes[0, 0].bar(range(n), keys[0].tolist(), color="tab:blue")
+    axes[0, 0].set_title("keys in", fontsize=9)
+    for d, step in enumerate(result.layers, start=1):
+        plot_permutation_step(step, ax=axes[0, d], title=f"round {d}: {n >> (d - 1)}-chunks")
+    axes[1, 0].axis("off")
+    axes[1, 0].text(0, 0.5, f"C = {C:g}\nspread = {spread:g}\nsamples = {samples if samples is not None else n}",
+                    fontsize=9, va="center")
+    for d, k in enumerate(result.keys, start=1):
+        axes[1, d].bar(range(n), k[0].tolist(), color="tab:orange")
+        axes[1, d].set_title(f"keys after round {d}", fontsize=9)
+        axes[1, d].set_xticks([])
+    fig.tight_layout()
+    return fig, result, keys
+
+
+def quicksort_explorer(n: int = 8):
+    """Sliders for C, the spread of the keys, the number of samples and a shuffle seed."""
+    import ipywidgets as w
+
+    def show(C, spread, samples, shuffle):
+        fig, _, _ = draw_quicksort(n, C=C, spread=spread, samples=samples, shuffle=shuffle)
+        plt.show(fig)
+
+    return w.interactive(
+        show,
+        C=w.FloatLogSlider(value=10.0, base=10, min=-1, max=2, step=0.1, description="C"),
+        spread=w.FloatLogSlider(value=1.0, base=10, min=-2, max=1, step=0.1, description="key spread"),
+        samples=w.IntSlider(value=n, min=0, max=4 * n, description="samples"),
+        shuffle=w.IntSlider(value=0, min=0, max=50, description="shuffle"),
+    )

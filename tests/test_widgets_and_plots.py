@@ -56,3 +56,28 @@ def test_learning_curves_plot_means_over_seeds():
     dashed, solid = sorted(ax.lines, key=lambda line: line.get_linestyle() == "-")
     assert list(solid.get_ydata()) == [2.0, 1e-5] and dashed.get_linestyle() == "--"
     plt.close(fig)
+
+
+def test_draw_quicksort_shows_every_round_and_sorts_spread_keys():
+    from ashlib.widgets import draw_quicksort, quicksort_explorer
+
+    fig, result, keys = draw_quicksort(8, C=10.0, spread=2.0, shuffle=3)
+    plt.close(fig)
+    assert len(result.layers) == 3 and len(fig.axes) == 8
+    torch.testing.assert_close(result.sorted[0, :, 0], keys[0].sort().values)
+    widget = quicksort_explorer(4)
+    assert {"C", "key spread", "samples", "shuffle"} <= {c.description for c in widget.children if hasattr(c, "description")}
+    plt.close("all")
+
+
+def test_plot_permutation_step_draws_the_layer_matrix():
+    from ashlib.plot import plot_permutation_step
+    from ashlib.sort import half_permutation_step
+
+    step = half_permutation_step(torch.tensor([[3.0, 0.0, 2.0, 1.0]]) * 10, 1, samples=0)
+    fig, ax = plt.subplots()
+    W = plot_permutation_step(step, ax=ax)
+    plt.close(fig)
+    expected = torch.zeros(4, 4)
+    expected[[2, 0, 3, 1], [0, 1, 2, 3]] = 1.0  # 0s (keys 0, 1) first in order, then 1s (keys 3, 2)
+    torch.testing.assert_close(W.float(), expected)
