@@ -554,7 +554,7 @@ class SortingTask:
 
     @property
     def source(self) -> str:
-        return (f"sorting {self.n} numbers of {self.digits} digits ({self.split}), "
+        return (f"sorting {self.n} numbers of {self.digits} digit{'s' if self.digits != 1 else ''} ({self.split}), "
                 f"digit images from {self.digit_source}")
 
     def __repr__(self) -> str:
