@@ -1,0 +1,505 @@
+"""Sparse attention glimpses (paper section 3.2, appendix A.1 table 2) and their baselines.
+
+A source network reads the image and emits four raw numbers per glimpse, the two corners of a
+box. An ``s x s`` grid of equally spaced points in the box are the means of ``k = g * s * s``
+Gaussians, one per output pixel: each output pixel gets a single incoming connection, and only
+*which* input pixel it connects to is learned (the two spatial index dimensions of W). The
+integer tuples are sampled by :func:`ashlib.sample` and the glimpse is computed by
+:func:`ashlib.contract`, exactly as in every other sparse layer.
+
+Choices this module makes (the paper leaves them open):
+
+* **W and channels.** The paper's W is a 6-tensor (c, s, s, c, H, W) whose channel
+  coordinates are fixed ("each input channel is connected only to a corresponding output
+  channel"). Here W has shape (g*s*s, H, W) and the channels ride along untouched: the image is
+  contracted as (b, H*W, c) with ``feature_dims=1``. One set of tuples serves every channel, so
+  there is no loop over channels and no W over them; memory is O(b * k * chunk * S), never H*W.
+* **Values.** One learnable value per glimpse (a parameter, initialised to 1), shared by all
+  its connections, as the paper says. The source network keeps table 2's 4*g outputs.
+* **Sigma.** One learnable raw sigma per glimpse (a parameter, ``learn_sigma=False`` makes it a
+  constant), mapped to pixels with the same rule as every sparse layer
+  (``softplus(raw + 2) * size * sigma_scale + min_sigma`` per dimension) and initialised so the
+  starting standard deviation is ``init_sigma`` pixels (along the larger image dimension). A
+  narrow sigma gives near-nearest-neighbour glimpses with almost no gradient; about a pixel
+  interpolates between neighbours and lets the box move.
+* **Pooling.** ``chunk_size`` consecutive output pixels (row-major within a glimpse) share
+  their proposals: each of them connects its own output pixel to every one of the chunk's
+  ``chunk_size * S`` input pixels, weighted by its density there. The default 1 (each output
+  pixel uses only its own S = 4 + a_local + a_global samples) keeps memory linear in k: a
+  32 x 32 glimpse already has k = 1024 Gaussians, and pooling all of them would cost k**2 * S.
+  Neighbouring grid points have nearby means, so a small chunk (e.g. s, one row) lets them
+  share local samples at ``chunk_size`` times the cost.
+* **Saturation.** The paper reports that the 1-glimpse model can drive every box parameter to
+  the sigmoid's bounds and stop learning. Both glimpse modules record the fraction of saturated
+  raw box parameters (:func:`check_saturation`) and warn (:class:`GlimpseSaturationWarning`)
+  when, in training mode, all of them are.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .contract import contract
+from .indexing import as_shape
+from .layers import SIGMA_OFFSET, index_space
+from .sampling import _as_region, check_settings, sample, samples_per_gaussian
+
+__all__ = [
+    "BilinearGlimpse",
+    "ConvNetBaseline",
+    "GlimpseClassifier",
+    "GlimpseSaturationWarning",
+    "SATURATION_THRESHOLD",
+    "SourceNetwork",
+    "SparseGlimpse",
+    "SpatialTransformerClassifier",
+    "box_corners",
+    "check_saturation",
+    "glimpse_means",
+]
+
+SATURATION_THRESHOLD = 6.0
+"""|raw| beyond which a box parameter counts as saturated: sigmoid'(6) ~ 0.0025, 1% of sigmoid'(0)."""
+
+
+class GlimpseSaturationWarning(RuntimeWarning):
+    """Every raw box parameter sits far out on the sigmoid: the boxes have stopped learning."""
+
+
+# --------------------------------------------------------------------------- boxes and means
+
+
+def _check_size(in_size) -> tuple[int, int]:
+    size = as_shape(in_size, "in_size")
+    if len(size) != 2:
+        raise ValueError(f"in_size must be (height, width), got {in_size!r}")
+    return size
+
+
+def _check_positive_int(name: str, value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def box_corners(boxes: torch.Tensor, in_size) -> torch.Tensor:
+    """Raw boxes (..., 4) -> corners (y0, x0, y1, x1) in pixel index space, (..., 4).
+
+    ``y = sigmoid(raw) * (H - 1)``, ``x = sigmoid(raw) * (W - 1)``: the same mapping as every
+    sparse layer's means (:func:`ashlib.layers.index_space`), so a corner never leaves the image.
+    The corners are not sorted: y1 < y0 gives a glimpse flipped upside down.
+    """
+    h, w = _check_size(in_size)
+    scale = boxes.new_tensor([h - 1, w - 1, h - 1, w - 1])
+    return torch.sigmoid(boxes) * scale
+
+
+def _grid_fractions(s: int, like: torch.Tensor) -> torch.Tensor:
+    """i / (s - 1) for i < s (the centre 0.5 when s = 1)."""
+    if s == 1:
+        return like.new_full((1,), 0.5)
+    return torch.arange(s, dtype=like.dtype, device=like.device) / (s - 1)
+
+
+def glimpse_means(corners: torch.Tensor, glimpse_size: int) -> torch.Tensor:
+    """Corners (b, g, 4) in pixels -> the s x s grid of means, (b, g, s, s, 2) as (y, x).
+
+    Output pixel (i, j) reads ``(y0 + (y1 - y0) * i / (s-1), x0 + (x1 - x0) * j / (s-1))``.
+    """
+    s = _check_positive_int("glimpse_size", glimpse_size)
+    t = _grid_fractions(s, corners)
+    y0, x0, y1, x1 = corners.unbind(-1)  # each (b, g)
+    ys = y0[..., None] + (y1 - y0)[..., None] * t  # (b, g, s)
+    xs = x0[..., None] + (x1 - x0)[..., None] * t
+    return torch.stack(torch.broadcast_tensors(ys[..., :, None], xs[..., None, :]), dim=-1)
+
+
+def check_saturation(boxes_raw: torch.Tensor, threshold: float = SATURATION_THRESHOLD) -> float:
+    """Fraction of raw box parameters with |raw| > threshold (sigmoid gradient below ~0.25%).
+
+    1.0 means every corner of every box is pinned to the image border (or its opposite) and the
+    gradient through the sigmoids has all but vanished: the failure the paper reports for the
+    1-glimpse model.
+    """
+    if not torch.is_tensor(boxes_raw) or boxes_raw.numel() == 0:
+        raise ValueError("boxes_raw must be a non-empty tensor of raw box parameters")
+    return float((boxes_raw.detach().abs() > threshold).float().mean())
+
+
+def _record_saturation(module: nn.Module, boxes: torch.Tensor) -> None:
+    module.saturation = check_saturation(boxes, module.saturation_threshold)
+    if module.training and module.saturation >= 1.0:
+        warnings.warn(
+            f"every raw box parameter is beyond +-{module.saturation_threshold:g}: the sigmoids are "
+            "saturated and the boxes no longer receive gradient. Re-initialise the source network's "
+            "last layer (or re-run with another seed) and consider a lower learning rate.",
+            GlimpseSaturationWarning,
+            stacklevel=2,
+        )
+
+
+def _check_forward(images, boxes, in_size, n_glimpses):
+    h, w = in_size
+    if not torch.is_tensor(images) or images.dim() != 4 or tuple(images.shape[2:]) != (h, w):
+        got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"images must have shape (batch, channels, {h}, {w}), got {got}")
+    if not images.is_floating_point():
+        raise ValueError(f"images must be floating point, got {images.dtype}")
+    b = images.shape[0]
+    if not torch.is_tensor(boxes) or tuple(boxes.shape) != (b, n_glimpses, 4):
+        got = tuple(boxes.shape) if torch.is_tensor(boxes) else type(boxes).__name__
+        raise ValueError(f"boxes must have shape (batch, n_glimpses, 4) = ({b}, {n_glimpses}, 4): "
+                         f"raw corners (y0, x0, y1, x1) per glimpse, got {got}")
+    if boxes.dtype != images.dtype or boxes.device != images.device:
+        raise ValueError(f"boxes ({boxes.dtype}, {boxes.device}) and images ({images.dtype}, {images.device}) "
+                         "must share dtype and device")
+    if not bool(torch.isfinite(boxes).all()):
+        raise ValueError("boxes contain NaN or inf; check the source network and the learning rate")
+
+
+# --------------------------------------------------------------------------- glimpse layers
+
+
+class SparseGlimpse(nn.Module):
+    """Extract g glimpses of s x s pixels through a sampled sparse W (the paper's attention layer).
+
+    forward(images (b, c, H, W), boxes (b, g, 4)) -> glimpses (b, g, c, s, s). ``boxes`` are the
+    source network's raw outputs (y0, x0, y1, x1); the sigmoid and rescaling happen here. Each
+    output pixel is one Gaussian centred on its grid point in the box; its value (one per
+    glimpse) is spread over the input pixels sampled around it, by density.
+
+    Args:
+        in_size: (H, W) of the images.
+        glimpse_size: s, the glimpse is s x s.
+        n_glimpses: g.
+        a_local, a_global, region: sampling settings of :func:`ashlib.sample` (the paper's
+            attention experiment: 32, 16, (20, 20)); the region must fit inside the image.
+        chunk_size: output pixels that pool their proposals (must divide g*s*s); memory is
+            O(b * g*s*s * chunk_size * S). Default 1: each output pixel uses its own S samples.
+        init_sigma: starting standard deviation in pixels (along the larger image dimension).
+        learn_sigma: learn one raw sigma per glimpse (else keep it fixed).
+        learn_values: learn one value per glimpse, initialised to 1 (else fixed at 1).
+        sigma_scale, min_sigma: the sigma mapping shared with the other sparse layers.
+        saturation_threshold: |raw| above which a box parameter counts as saturated.
+
+    After each forward, ``saturation`` holds :func:`check_saturation` of the boxes.
+    """
+
+    def __init__(self, in_size, glimpse_size: int, n_glimpses: int = 1, *, a_local: int = 32, a_global: int = 16,
+                 region=(20, 20), chunk_size: int = 1, init_sigma: float = 1.0, learn_sigma: bool = True,
+                 learn_values: bool = True, sigma_scale: float = 0.1, min_sigma: float = 0.1,
+                 saturation_threshold: float = SATURATION_THRESHOLD):
+        super().__init__()
+        self.in_size = _check_size(in_size)
+        self.glimpse_size = _check_positive_int("glimpse_size", glimpse_size)
+        self.n_glimpses = _check_positive_int("n_glimpses", n_glimpses)
+        self.k = self.n_glimpses * self.glimpse_size**2
+        if chunk_size is None:
+            raise ValueError("chunk_size=None (pool all g*s*s Gaussians) costs k**2 memory; pass a small divisor "
+                             f"of k = {self.k}, e.g. 1 or {self.glimpse_size}")
+        self.chunk_size = check_settings(self.k, a_local, a_global, chunk_size)
+        self.a_local, self.a_global = a_local, a_global
+        try:
+            self.region = _as_region(region, self.in_size)
+        except ValueError as err:
+            raise ValueError(f"{err} (the image is {self.in_size}; the paper's default (20, 20) needs at least "
+                             "20 x 20 pixels: pass a smaller region for small canvases)") from None
+        if not sigma_scale > 0 or not min_sigma > 0:
+            raise ValueError(f"need sigma_scale > 0 and min_sigma > 0, got {sigma_scale}, {min_sigma}")
+        if not init_sigma > min_sigma:
+            raise ValueError(f"init_sigma ({init_sigma}) must exceed min_sigma ({min_sigma})")
+        self.sigma_scale, self.min_sigma = float(sigma_scale), float(min_sigma)
+        self.saturation_threshold = float(saturation_threshold)
+        self.saturation = float("nan")
+
+        # invert sigma = softplus(raw + 2) * size * sigma_scale + min_sigma for the larger dimension
+        target = (init_sigma - min_sigma) / (max(self.in_size) * sigma_scale)
+        raw = math.log(math.expm1(target)) if target < 20 else target
+        raw_sigma = torch.full((self.n_glimpses,), raw - SIGMA_OFFSET)
+        values = torch.ones(self.n_glimpses)
+        if learn_sigma:
+            self.sigmas = nn.Parameter(raw_sigma)
+        else:
+            self.register_buffer("sigmas", raw_sigma)
+        if learn_values:
+            self.values = nn.Parameter(values)
+        else:
+            self.register_buffer("values", values)
+
+    @property
+    def samples_per_pixel(self) -> int:
+        """S = 4 + a_local + a_global, the input pixels each output pixel proposes."""
+        return samples_per_gaussian(2, self.a_local, self.a_global)
+
+    @property
+    def tuples_per_instance(self) -> int:
+        """Entries of W one instance contracts: g*s*s * chunk_size * S (each proposal once per pooling pixel)."""
+        return self.k * self.chunk_size * self.samples_per_pixel
+
+    def extra_repr(self) -> str:
+        return (f"in_size={self.in_size}, glimpse_size={self.glimpse_size}, n_glimpses={self.n_glimpses}, "
+                f"a_local={self.a_local}, a_global={self.a_global}, region={self.region}, chunk_size={self.chunk_size}")
+
+    def gaussians(self, boxes: torch.Tensor):
+        """Means (b, g, s, s, 2) and standard deviations (b, g, 2) in pixels, (y, x), for raw boxes (b, g, 4)."""
+        b, g = boxes.shape[:2]
+        # index_space maps the two corners exactly like any layer's means, and the raw sigma
+        # through the shared softplus rule (per dimension, hence the (H, W) shape).
+        raw_sigmas = self.sigmas.to(boxes.dtype).view(1, g, 1).expand(b, g, 2)
+        corners, sigmas = index_space(boxes.reshape(b, g, 2, 2), raw_sigmas, self.in_size, self.sigma_scale,
+                                      self.min_sigma)
+        means = glimpse_means(corners.reshape(b, g, 4), self.glimpse_size)
+        upper = boxes.new_tensor(self.in_size) - 1
+        means = torch.minimum(means.clamp(min=0), upper)  # float rounding only
+        return means, sigmas[:, :, 0]
+
+    def _sample(self, boxes, generator):
+        """Output pixel (b, k/c, c, c*S), pooled input pixels (b, k/c, c*S, 2), weights (b, k, c*S)."""
+        b, g = boxes.shape[:2]
+        k, c = self.k, self.chunk_size
+        means, sigmas = self.gaussians(boxes)
+        sigmas = sigmas.unsqueeze(2).expand(b, g, self.glimpse_size**2, 2).reshape(b, k, 2)
+        pools, props = sample(means.reshape(b, k, 2), sigmas, self.in_size, a_local=self.a_local,
+                              a_global=self.a_global, region=self.region, chunk_size=c, generator=generator)
+        values = self.values.to(boxes.dtype).repeat_interleave(self.glimpse_size**2)  # (k,), one per glimpse
+        weights = props * values.view(1, k, 1)
+        out = torch.arange(k, device=boxes.device).view(1, k // c, c, 1).expand(b, k // c, c, pools.shape[2])
+        return out, pools, weights
+
+    def sample_weights(self, boxes: torch.Tensor, generator: torch.Generator | None = None):
+        """One sparse W per instance: ``indices (b, m, 3)`` as (output pixel, y, x), ``weights (b, m)``.
+
+        The output pixel is flat over (g, s, s); m = :attr:`tuples_per_instance`. Repeated input
+        pixels within a pool carry weight 0. (For inspection and tests; forward uses the same draw.)
+        """
+        b = boxes.shape[0]
+        out, pools, weights = self._sample(boxes, generator)
+        src = pools.unsqueeze(2).expand(*out.shape, 2)
+        return torch.cat([out.unsqueeze(-1), src], dim=-1).reshape(b, -1, 3), weights.reshape(b, -1)
+
+    def forward(self, images: torch.Tensor, boxes: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        _check_forward(images, boxes, self.in_size, self.n_glimpses)
+        _record_saturation(self, boxes)
+        b, ch = images.shape[:2]
+        h, w = self.in_size
+        s = self.glimpse_size
+        out, pools, weights = self._sample(boxes, generator)
+        # One flat input index per proposal (before it is repeated for the pool's pixels); the
+        # channels go last and ride along as a feature dimension of the contraction.
+        flat_in = (pools[..., 0] * w + pools[..., 1]).unsqueeze(2).expand(out.shape)
+        indices = torch.stack([out, flat_in], dim=-1).reshape(b, -1, 2)
+        x = images.permute(0, 2, 3, 1).reshape(b, h * w, ch)
+        y = contract(indices, weights.reshape(b, -1), x, (self.k,), validate=False, feature_dims=1)  # (b, k, ch)
+        return y.view(b, self.n_glimpses, s, s, ch).permute(0, 1, 4, 2, 3)
+
+
+class BilinearGlimpse(nn.Module):
+    """The differentiable-cropping alternative: the same s x s grid of points, read by bilinear
+    interpolation (``F.grid_sample``, a spatial transformer restricted to scale + translation).
+
+    forward(images (b, c, H, W), boxes (b, g, 4) raw) -> glimpses (b, g, c, s, s). Dense in the
+    sense that every grid point reads its four neighbouring pixels; no sampling, no learned sigma.
+    All glimpses come from one ``grid_sample`` call (stacked along the output height), so the
+    image is never copied per glimpse.
+    """
+
+    def __init__(self, in_size, glimpse_size: int, n_glimpses: int = 1, *,
+                 saturation_threshold: float = SATURATION_THRESHOLD):
+        super().__init__()
+        self.in_size = _check_size(in_size)
+        self.glimpse_size = _check_positive_int("glimpse_size", glimpse_size)
+        self.n_glimpses = _check_positive_int("n_glimpses", n_glimpses)
+        self.saturation_threshold = float(saturation_threshold)
+        self.saturation = float("nan")
+
+    def extra_repr(self) -> str:
+        return f"in_size={self.in_size}, glimpse_size={self.glimpse_size}, n_glimpses={self.n_glimpses}"
+
+    def forward(self, images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        _check_forward(images, boxes, self.in_size, self.n_glimpses)
+        _record_saturation(self, boxes)
+        b, ch = images.shape[:2]
+        h, w = self.in_size
+        g, s = self.n_glimpses, self.glimpse_size
+        means = glimpse_means(box_corners(boxes, self.in_size), s)  # (b, g, s, s, 2) as (y, x) pixels
+        # align_corners=True: normalised -1 is pixel 0 and +1 is pixel size-1
+        scale = boxes.new_tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
+        grid = means.flip(-1) * scale - 1.0  # (x, y) order for grid_sample
+        out = F.grid_sample(images, grid.reshape(b, g * s, s, 2), mode="bilinear", padding_mode="border",
+                            align_corners=True)  # (b, c, g*s, s)
+        return out.view(b, ch, g, s, s).transpose(1, 2)
+
+
+# --------------------------------------------------------------------------- networks
+
+
+def _trunk(in_channels: int) -> nn.Sequential:
+    """The convolutional part of table 2 (two 3x3 convs per stage; 4x4 then 2x2 max-pooling)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(4),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(),
+        nn.Flatten(),
+    )
+
+
+def _table2(in_channels: int, in_size, n_out: int, hidden: int) -> nn.Sequential:
+    in_channels = _check_positive_int("in_channels", in_channels)
+    h, w = _check_size(in_size)
+    if h < 8 or w < 8:
+        raise ValueError(f"the table-2 ConvNet pools by 4 and then 2, so images must be at least 8 x 8, got {(h, w)}")
+    features = 128 * (h // 4 // 2) * (w // 4 // 2)
+    return nn.Sequential(_trunk(in_channels), nn.Linear(features, hidden), nn.ReLU(),
+                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
+
+
+def _check_images(images, in_channels, in_size):
+    h, w = in_size
+    if not torch.is_tensor(images) or images.dim() != 4 or tuple(images.shape[1:]) != (in_channels, h, w):
+        got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"images must have shape (batch, {in_channels}, {h}, {w}), got {got}")
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+class SourceNetwork(nn.Module):
+    """Table 2 of the paper's appendix: a ConvNet reading the image, 4 raw numbers per glimpse.
+
+    forward(images (b, c, H, W)) -> raw boxes (b, g, 4) as (y0, x0, y1, x1), before the sigmoid.
+
+    Args:
+        in_channels, n_glimpses: c and g.
+        in_size: (H, W); sets the size of the first linear layer (128 * H//8 * W//8 features).
+        hidden: width of the two 512-unit ReLU layers.
+        init_box: None keeps PyTorch's default initialisation (the paper's set-up: every box
+            starts near a point at the centre). A box (y0, x0, y1, x1) as fractions of the image
+            in (0, 1), e.g. (0.05, 0.05, 0.95, 0.95), instead sets the last layer's bias to the
+            matching raw values and shrinks its weights 10x, so every glimpse starts there.
+    """
+
+    def __init__(self, in_channels: int = 1, n_glimpses: int = 1, in_size=(100, 100), *, hidden: int = 512,
+                 init_box=None):
+        super().__init__()
+        self.in_channels = _check_positive_int("in_channels", in_channels)
+        self.n_glimpses = _check_positive_int("n_glimpses", n_glimpses)
+        self.in_size = _check_size(in_size)
+        self.net = _table2(in_channels, in_size, 4 * n_glimpses, _check_positive_int("hidden", hidden))
+        if init_box is not None:
+            box = tuple(float(v) for v in init_box)
+            if len(box) != 4 or not all(0 < v < 1 for v in box):
+                raise ValueError(f"init_box must be 4 fractions (y0, x0, y1, x1) strictly inside (0, 1), got {init_box!r}")
+            last = self.net[-1]
+            with torch.no_grad():
+                last.weight.mul_(0.1)
+                last.bias.copy_(torch.tensor([_logit(v) for v in box]).repeat(n_glimpses))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        _check_images(images, self.in_channels, self.in_size)
+        return self.net(images).view(images.shape[0], self.n_glimpses, 4)
+
+
+class ConvNetBaseline(nn.Module):
+    """The paper's baseline (table 1): the source network's ConvNet with a classification layer.
+
+    forward(images (b, c, H, W)) -> logits (b, n_classes). Table 2 with its last layer giving
+    ``n_classes`` numbers instead of 4 per glimpse.
+    """
+
+    def __init__(self, in_channels: int = 1, in_size=(100, 100), n_classes: int = 10, *, hidden: int = 512):
+        super().__init__()
+        self.in_channels = _check_positive_int("in_channels", in_channels)
+        self.in_size = _check_size(in_size)
+        self.net = _table2(in_channels, in_size, _check_positive_int("n_classes", n_classes),
+                           _check_positive_int("hidden", hidden))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        _check_images(images, self.in_channels, self.in_size)
+        return self.net(images)
+
+
+class _BoxGlimpseClassifier(nn.Module):
+    """Source network -> boxes -> glimpse module -> 2-layer MLP. Subclasses choose the glimpse module."""
+
+    def __init__(self, glimpser: nn.Module, in_channels, n_classes, hidden, source, init_box):
+        super().__init__()
+        self.in_size, self.n_glimpses, self.glimpse_size = glimpser.in_size, glimpser.n_glimpses, glimpser.glimpse_size
+        self.in_channels = _check_positive_int("in_channels", in_channels)
+        if source is None:
+            source = SourceNetwork(in_channels, self.n_glimpses, self.in_size, init_box=init_box)
+        elif init_box is not None:
+            raise ValueError("init_box applies to the default source network; initialise your own source instead")
+        self.source = source
+        self.glimpser = glimpser
+        n_in = self.n_glimpses * self.in_channels * self.glimpse_size**2
+        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(n_in, _check_positive_int("hidden", hidden)), nn.ReLU(),
+                                 nn.Linear(hidden, _check_positive_int("n_classes", n_classes)))
+        self.last_boxes = None
+        self.last_glimpses = None
+
+    @property
+    def saturation(self) -> float:
+        """Fraction of saturated raw box parameters in the last forward (see :func:`check_saturation`)."""
+        return self.glimpser.saturation
+
+    def _glimpses(self, images, boxes, generator):
+        raise NotImplementedError
+
+    def glimpse(self, images: torch.Tensor, generator: torch.Generator | None = None):
+        """(corners (b, g, 4) in pixels as (y0, x0, y1, x1), glimpses (b, g, c, s, s)): what the model looks at."""
+        _check_images(images, self.in_channels, self.in_size)
+        boxes = self.source(images)
+        glimpses = self._glimpses(images, boxes, generator)
+        corners = box_corners(boxes, self.in_size)
+        self.last_boxes, self.last_glimpses = corners.detach(), glimpses.detach()
+        return corners, glimpses
+
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Logits (b, n_classes). ``last_boxes`` and ``last_glimpses`` keep this batch's (detached) for plots."""
+        _, glimpses = self.glimpse(images, generator)
+        return self.mlp(glimpses)
+
+
+class GlimpseClassifier(_BoxGlimpseClassifier):
+    """The paper's attention model: table-2 source network -> :class:`SparseGlimpse` -> MLP(128) -> logits.
+
+    forward(images (b, c, H, W)) -> logits (b, n_classes); :meth:`glimpse` gives the boxes and
+    glimpses for plotting. Keyword arguments not listed go to :class:`SparseGlimpse`
+    (a_local, a_global, region, chunk_size, init_sigma, ...).
+    """
+
+    def __init__(self, in_size=(100, 100), glimpse_size: int = 32, n_glimpses: int = 1, in_channels: int = 1,
+                 n_classes: int = 10, *, hidden: int = 128, source: nn.Module | None = None, init_box=None,
+                 **glimpse_kwargs):
+        super().__init__(SparseGlimpse(in_size, glimpse_size, n_glimpses, **glimpse_kwargs), in_channels,
+                         n_classes, hidden, source, init_box)
+
+    def _glimpses(self, images, boxes, generator):
+        return self.glimpser(images, boxes, generator)
+
+
+class SpatialTransformerClassifier(_BoxGlimpseClassifier):
+    """Baseline: the same source network and box parametrisation, glimpses by bilinear
+    interpolation (:class:`BilinearGlimpse`, an affine spatial transformer with scale and
+    translation only), the same s x s glimpse and the same MLP.
+    """
+
+    def __init__(self, in_size=(100, 100), glimpse_size: int = 32, n_glimpses: int = 1, in_channels: int = 1,
+                 n_classes: int = 10, *, hidden: int = 128, source: nn.Module | None = None, init_box=None):
+        super().__init__(BilinearGlimpse(in_size, glimpse_size, n_glimpses), in_channels, n_classes, hidden,
+                         source, init_box)
+
+    def _glimpses(self, images, boxes, generator):
+        return self.glimpser(images, boxes)
