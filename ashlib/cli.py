@@ -134,6 +134,55 @@ def _run_sort(args) -> int:
     return 0
 
 
+def _attention_parser(sub):
+    p = sub.add_parser(
+        "attention", help="classify cluttered MNIST through learned sparse glimpses, against baselines (paper 3.2)",
+        description="Train the sparse-glimpse model (or the spatial-transformer / plain ConvNet baselines) on "
+                    "cluttered MNIST. Unset sizes take the paper's values (quick mode: small ones).",
+    )
+    p.add_argument("--model", choices=["sparse", "stn", "convnet"], default="sparse")
+    p.add_argument("--glimpses", type=int, default=1, help="number of glimpses (paper: 1 or 8)")
+    p.add_argument("--glimpse-size", type=int, default=None, help="s (paper: 32 for 1 glimpse, 12 for 8)")
+    p.add_argument("--canvas", type=int, default=None, help="canvas side (paper: 100)")
+    p.add_argument("--distractors", type=int, default=None, help="8 x 8 clutter fragments (paper: 8)")
+    p.add_argument("--train-size", type=int, default=None, help="training images (paper: 60,000)")
+    p.add_argument("--test-size", type=int, default=None, help="test images (paper: 10,000)")
+    p.add_argument("--epochs", type=int, default=None, help="paper: 70")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--paper-init", action="store_true",
+                   help="start the boxes from the default initialisation (can saturate) instead of the whole canvas")
+    p.add_argument("--source", choices=["auto", "full", "offline"], default="auto", help="MNIST source")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=None, help="directory for curves.csv, summary.json, glimpses.png")
+    p.set_defaults(run=_run_attention)
+
+
+def _run_attention(args) -> int:
+    from .experiments import attention
+
+    config = attention.AttentionConfig(
+        model=args.model, n_glimpses=args.glimpses, glimpse_size=args.glimpse_size, canvas=args.canvas,
+        n_distractors=args.distractors, train_size=args.train_size, test_size=args.test_size, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, init_box=None if args.paper_init else (0.05, 0.05, 0.95, 0.95),
+        source=args.source, seed=args.seed, device=args.device,
+    )
+    mode = "quick mode" if quick_mode() else "full mode"
+    print(f"attention model={config.model} glimpses={config.n_glimpses}x{config.glimpse_size}x{config.glimpse_size} "
+          f"canvas={config.canvas} train={config.train_size} test={config.test_size} epochs={config.epochs} "
+          f"lr={config.lr} ({mode})")
+    result = attention.train(config, progress=True)
+    s = attention.summary(result)
+    print(f"data: {s['data']}")
+    print(f"final test error {s['final_test_error']:.2%} (best {s['best_test_error']:.2%}) | "
+          f"{s['batches']} batches in {s['seconds']:.0f} s")
+    if args.out:
+        for path in attention.save_result(result, args.out):
+            print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ashlib",
@@ -144,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     _identity_parser(sub)
     _data_parser(sub)
     _sort_parser(sub)
+    _attention_parser(sub)
     return parser
 
 

@@ -164,3 +164,40 @@ def plot_item_rows(rows, ax=None, labels=None, cmap="Greys"):
     else:
         ax.set_yticks([])
     return ax
+
+
+def plot_glimpses(model, images, labels=None, generator=None):
+    """Figure 4 style: each canvas with its predicted boxes, and the glimpses in a diverging colour map.
+
+    ``model`` has ``glimpse(images) -> (corners (b, g, 4) as (y0, x0, y1, x1) pixels, glimpses
+    (b, g, c, s, s))`` and returns logits; ``images`` (b, 1, H, W).
+    """
+    from matplotlib.patches import Rectangle
+
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        corners, glimpses = model.glimpse(images, generator=generator)
+        predicted = model(images).argmax(1)
+    model.train(was)
+    b, g = corners.shape[:2]
+    fig, axes = plt.subplots(b, g + 1, figsize=(1.9 * (g + 1), 1.9 * b), squeeze=False)
+    for i in range(b):
+        ax = axes[i, 0]
+        ax.imshow(_numpy(images[i, 0]), cmap="Greys", vmin=0, vmax=1)
+        for j in range(g):
+            y0, x0, y1, x1 = corners[i, j].tolist()
+            ax.add_patch(Rectangle((min(x0, x1), min(y0, y1)), abs(x1 - x0), abs(y1 - y0), fill=False,
+                                   edgecolor=plt.cm.tab10(j % 10), lw=1.5))
+        title = f"predicted {int(predicted[i])}" + (f" (true {int(labels[i])})" if labels is not None else "")
+        ax.set_title(title, fontsize=8)
+        for j in range(g):
+            glimpse = _numpy(glimpses[i, j, 0])
+            lim = max(float(np.abs(glimpse).max()), 1e-6)
+            axes[i, j + 1].imshow(glimpse, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            axes[i, j + 1].set_title(f"glimpse {j + 1}", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
