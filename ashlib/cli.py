@@ -148,8 +148,8 @@ def _attention_parser(sub):
     p.add_argument("--train-size", type=int, default=None, help="training images (paper: 60,000)")
     p.add_argument("--test-size", type=int, default=None, help="test images (paper: 10,000)")
     p.add_argument("--epochs", type=int, default=None, help="paper: 70")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--batch-size", type=int, default=None, help="paper: 128 (quick: 32)")
+    p.add_argument("--lr", type=float, default=None, help="paper: 1e-4 (quick: 1e-3)")
     p.add_argument("--paper-init", action="store_true",
                    help="start the boxes from the default initialisation (can saturate) instead of the whole canvas")
     p.add_argument("--source", choices=["auto", "full", "offline"], default="auto", help="MNIST source")

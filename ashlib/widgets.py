@@ -139,3 +139,53 @@ def quicksort_explorer(n: int = 8):
         samples=w.IntSlider(value=n, min=0, max=4 * n, description="samples"),
         shuffle=w.IntSlider(value=0, min=0, max=50, description="shuffle"),
     )
+
+
+def draw_glimpse_layer(glimpser, image, boxes, seed: int = 0, show_tuples: int = 3):
+    """A glimpse as a sparse layer: the grid of means over the image, and what it reads.
+
+    ``glimpser`` is an :class:`ashlib.attention.SparseGlimpse`, ``image`` (1, H, W), ``boxes``
+    raw (1, g, 4). Left: the means (dots) and the input pixels sampled for the first
+    ``show_tuples`` output pixels (crosses, one colour each); right: the glimpse(s).
+    Returns ``(fig, glimpses)``.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        means, _ = glimpser.gaussians(boxes)
+        indices, _ = glimpser.sample_weights(boxes, generator=torch.Generator().manual_seed(seed))
+        glimpses = glimpser(image.unsqueeze(0), boxes, generator=gen)
+    g = boxes.shape[1]
+    fig, axes = plt.subplots(1, g + 1, figsize=(3.6 * (g + 1), 3.6), squeeze=False)
+    ax = axes[0, 0]
+    ax.imshow(image[0].numpy(), cmap="Greys", vmin=0, vmax=1)
+    m = means[0].reshape(-1, 2)
+    ax.scatter(m[:, 1], m[:, 0], s=4, color="tab:blue", label="means (one per output pixel)")
+    for p in range(show_tuples):
+        pick = indices[0, :, 0] == p
+        ax.scatter(indices[0, pick, 2], indices[0, pick, 1], marker="x", s=12, color=plt.cm.tab10(p + 1),
+                   label=f"tuples of output pixel {p}")
+    ax.set_title("means and sampled input pixels", fontsize=9)
+    ax.legend(fontsize=6, loc="lower left", frameon=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for j in range(g):
+        axes[0, j + 1].imshow(glimpses[0, j, 0].numpy(), cmap="Greys")
+        axes[0, j + 1].set_title(f"glimpse {j + 1} ({glimpser.glimpse_size} x {glimpser.glimpse_size})", fontsize=9)
+        axes[0, j + 1].set_xticks([])
+        axes[0, j + 1].set_yticks([])
+    fig.tight_layout()
+    return fig, glimpses
+
+
+def glimpse_browser(model, images, labels):
+    """A slider over test images showing the model's boxes, glimpses and predicted label."""
+    import ipywidgets as w
+
+    from .plot import plot_glimpses
+
+    def show(index):
+        fig = plot_glimpses(model, images[index:index + 1], labels[index:index + 1],
+                            generator=torch.Generator().manual_seed(index))
+        plt.show(fig)
+
+    return w.interactive(show, index=w.IntSlider(value=0, min=0, max=len(images) - 1, description="test image"))

@@ -81,3 +81,20 @@ def test_plot_permutation_step_draws_the_layer_matrix():
     expected = torch.zeros(4, 4)
     expected[[2, 0, 3, 1], [0, 1, 2, 3]] = 1.0  # 0s (keys 0, 1) first in order, then 1s (keys 3, 2)
     torch.testing.assert_close(W.float(), expected)
+
+
+def test_glimpse_drawings():
+    from ashlib.attention import GlimpseClassifier, SparseGlimpse
+    from ashlib.widgets import draw_glimpse_layer, glimpse_browser
+
+    image = torch.zeros(1, 24, 24)
+    image[0, 5:10, 12:20] = 1.0
+    glimpser = SparseGlimpse((24, 24), 6, 1, a_local=4, a_global=2, region=(5, 5))
+    boxes = torch.tensor([[[-1.0, -1.0, 1.0, 1.0]]])
+    fig, glimpses = draw_glimpse_layer(glimpser, image, boxes)
+    plt.close(fig)
+    assert glimpses.shape == (1, 1, 1, 6, 6)
+    model = GlimpseClassifier((24, 24), 6, 1, a_local=4, a_global=2, region=(5, 5))
+    widget = glimpse_browser(model, image.unsqueeze(0).repeat(3, 1, 1, 1), torch.tensor([1, 2, 3]))
+    assert "test image" in {c.description for c in widget.children if hasattr(c, "description")}
+    plt.close("all")

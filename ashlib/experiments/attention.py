@@ -38,8 +38,8 @@ class AttentionConfig:
     train_size: int | None = None  # paper: 60,000; quick: 3,000
     test_size: int | None = None  # paper: 10,000; quick: 1,000
     epochs: int | None = None  # paper: 70; quick: 3
-    batch_size: int = 128
-    lr: float = 1e-4
+    batch_size: int | None = None  # paper: 128; quick: 32
+    lr: float | None = None  # paper: 1e-4; quick: 1e-3 (a few hundred steps must show learning)
     init_box: tuple | None = (0.05, 0.05, 0.95, 0.95)  # None: the paper's default initialisation
     chunk_size: int = 1
     source: str = "auto"  # MNIST source (ashlib.data.load_mnist)
@@ -53,7 +53,7 @@ class AttentionConfig:
         defaults = dict(glimpse_size=12 if quick else (32 if self.n_glimpses == 1 else 12),
                         canvas=40 if quick else 100, n_distractors=4 if quick else 8,
                         train_size=3_000 if quick else 60_000, test_size=1_000 if quick else 10_000,
-                        epochs=3 if quick else 70)
+                        epochs=3 if quick else 70, batch_size=32 if quick else 128, lr=1e-3 if quick else 1e-4)
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
