@@ -127,7 +127,8 @@ def train(config: AttentionConfig, progress: bool = True, data=None) -> Attentio
     order_gen = torch.Generator().manual_seed(config.seed)
     start = time.perf_counter()
     steps = (len(xtr) + config.batch_size - 1) // config.batch_size
-    bar = tqdm(total=config.epochs * steps, desc=f"attention {config.model}", disable=not progress)
+    bar = tqdm(total=config.epochs * steps, desc=f"attention {config.model}", disable=not progress,
+               mininterval=1.0)
     for _ in range(config.epochs):
         order = torch.randperm(len(xtr), generator=order_gen)
         saturated = []

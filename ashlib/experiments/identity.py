@@ -173,7 +173,8 @@ def train(config: IdentityConfig, progress: bool = True) -> IdentityResult:
     eval_gen = torch.Generator().manual_seed(config.seed + 1)
     result = IdentityResult(config=config, layer=layer)
     start = time.perf_counter()
-    bar = tqdm(range(1, config.iterations + 1), desc=f"identity n={config.n} {config.method}", disable=not progress)
+    bar = tqdm(range(1, config.iterations + 1), desc=f"identity n={config.n} {config.method}",
+               disable=not progress, mininterval=1.0)
     for it in bar:
         x = torch.randn(config.batch_size, config.n, device=device)
         if reinforce:
@@ -333,7 +334,7 @@ def compare_methods(sizes, seeds, *, methods=METHODS, iterations=None, eval_ever
 
     curves, results = {}, []
     jobs = [(n, m, s) for n in sizes for m in methods for s in seeds]
-    for n, method, seed in tqdm(jobs, desc="runs", disable=not progress):
+    for n, method, seed in tqdm(jobs, desc="runs", disable=not progress, mininterval=1.0):
         config = IdentityConfig(n=n, method=method, seed=seed, iterations=iterations, eval_every=eval_every,
                                 eval_samples=eval_samples)
         results.append(train(config, progress=False))

@@ -178,7 +178,8 @@ def train(config: SortingConfig, progress: bool = True, tasks=None) -> SortingRe
     generator = torch.Generator(device=device).manual_seed(config.seed)
     result = SortingResult(config=config, net=net, data_source=getattr(train_task, "source", ""))
     start = time.perf_counter()
-    bar = tqdm(range(1, config.iterations + 1), desc=f"sort n={config.n} {config.method}", disable=not progress)
+    bar = tqdm(range(1, config.iterations + 1), desc=f"sort n={config.n} {config.method}",
+               disable=not progress, mininterval=1.0)
     for it in bar:
         images, numbers, perm = train_task.sample(config.batch_size)
         images, perm = images.to(device), perm.to(device)
