@@ -44,6 +44,16 @@ def index_space(raw_means, raw_sigmas, shape, sigma_scale: float = 0.1, min_sigm
     return means, sigmas.expand_as(means)
 
 
+def check_layer(in_shape, out_shape, k, sigma_scale: float, min_sigma: float):
+    """Validate what every W-parametrising layer is built from; return (in_shape, out_shape, shape of W)."""
+    in_shape, out_shape = as_shape(in_shape, "in_shape"), as_shape(out_shape, "out_shape")
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k (the number of Gaussians) must be an int >= 1, got {k!r}")
+    if not sigma_scale > 0 or not min_sigma >= 0:
+        raise ValueError(f"need sigma_scale > 0 and min_sigma >= 0, got {sigma_scale}, {min_sigma}")
+    return in_shape, out_shape, out_shape + in_shape
+
+
 def split_values(props: torch.Tensor, values: torch.Tensor, chunk_size: int) -> torch.Tensor:
     """Each pool tuple's value ``v'[j] = sum_i p'_ij v_i`` over the Gaussians i of its chunk.
 
@@ -71,14 +81,8 @@ class SparseTransform(nn.Module):
         min_sigma: float = 0.1,
     ):
         super().__init__()
-        self.in_shape = as_shape(in_shape, "in_shape")
-        self.out_shape = as_shape(out_shape, "out_shape")
-        self.shape = self.out_shape + self.in_shape
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k (the number of Gaussians) must be an int >= 1, got {k!r}")
+        self.in_shape, self.out_shape, self.shape = check_layer(in_shape, out_shape, k, sigma_scale, min_sigma)
         check_settings(k, a_local, a_global, chunk_size)
-        if not sigma_scale > 0 or not min_sigma >= 0:
-            raise ValueError(f"need sigma_scale > 0 and min_sigma >= 0, got {sigma_scale}, {min_sigma}")
         self.k = k
         self.a_local, self.a_global = a_local, a_global
         self.region = _as_region(region, self.shape)

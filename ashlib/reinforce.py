@@ -26,8 +26,7 @@ import torch
 from torch import nn
 
 from .contract import contract
-from .indexing import as_shape
-from .layers import index_space
+from .layers import check_layer, index_space
 
 BASELINES = ("moving_average", "leave_one_out", "none")
 
@@ -56,17 +55,11 @@ class ReinforceLayer(nn.Module):
     def __init__(self, in_shape, out_shape, k: int, *, fix_values: bool = False, baseline: str = "moving_average",
                  decay: float = 0.9, sigma_scale: float = 0.1, min_sigma: float = 0.1):
         super().__init__()
-        self.in_shape = as_shape(in_shape, "in_shape")
-        self.out_shape = as_shape(out_shape, "out_shape")
-        self.shape = self.out_shape + self.in_shape
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k (the number of Gaussians) must be an int >= 1, got {k!r}")
+        self.in_shape, self.out_shape, self.shape = check_layer(in_shape, out_shape, k, sigma_scale, min_sigma)
         if baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must lie in [0, 1), got {decay}")
-        if not sigma_scale > 0 or not min_sigma >= 0:
-            raise ValueError(f"need sigma_scale > 0 and min_sigma >= 0, got {sigma_scale}, {min_sigma}")
         self.k, self.baseline, self.decay = k, baseline, float(decay)
         self.sigma_scale, self.min_sigma = float(sigma_scale), float(min_sigma)
         self.fix_values = bool(fix_values)
