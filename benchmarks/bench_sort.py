@@ -29,8 +29,8 @@ BATCH = 16
 
 def methods():
     return {
-        "quicksort a=n": (lambda k, x: quicksort(k, x).sorted, lambda n, f: (n + 1) * n * math.log2(n) * (f + 4)),
-        "quicksort a=8": (lambda k, x: quicksort(k, x, samples=8).sorted, lambda n, f: 9 * n * math.log2(n) * (f + 4)),
+        "quicksort a=n": (lambda k, x: quicksort(k, x).sorted, lambda n, f: math.log2(n) * n * (f + 4 * (n + 1)) * 2),
+        "quicksort a=8": (lambda k, x: quicksort(k, x, samples=8).sorted, lambda n, f: math.log2(n) * n * (f + 36) * 2),
         "NeuralSort": (lambda k, x: apply_permutation(neuralsort(k), x), lambda n, f: 4 * n * n + 2 * n * f),
         "SoftSort": (lambda k, x: apply_permutation(softsort(k), x), lambda n, f: 3 * n * n + 2 * n * f),
     }
