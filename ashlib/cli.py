@@ -13,6 +13,14 @@ import sys
 from .config import quick_mode
 
 
+def _save(save_result, result, out) -> int:
+    """Write a run's files into ``out`` (if given) with the experiment's ``save_result``; list them."""
+    if out:
+        for path in save_result(result, out):
+            print(f"wrote {path}")
+    return 0
+
+
 def _identity_parser(sub):
     p = sub.add_parser(
         "identity", help="learn the n x n identity with a sparse layer or the REINFORCE baseline (paper 3.1)",
@@ -57,10 +65,7 @@ def _run_identity(args) -> int:
     print(f"final eval MSE {s['final_eval_mse']:.5f} | diagonal recovered {s['final_diagonal']:.2%} | "
           f"converged at batch {s['converged_at']} | {s['batches']} batches in {s['seconds']:.1f} s "
           f"({s['ms_per_batch']:.2f} ms/batch)")
-    if args.out:
-        for path in identity.save_result(result, args.out):
-            print(f"wrote {path}")
-    return 0
+    return _save(identity.save_result, result, args.out)
 
 
 def _data_parser(sub):
@@ -128,10 +133,7 @@ def _run_sort(args) -> int:
     print(f"final test error {s['final_error']:.2%} (best {s['best_error']:.2%}) | element error "
           f"{s['final_element_error']:.2%} | {config.eval_instances:,} test instances | {s['batches']} batches in "
           f"{s['seconds']:.0f} s")
-    if args.out:
-        for path in sorting.save_result(result, args.out):
-            print(f"wrote {path}")
-    return 0
+    return _save(sorting.save_result, result, args.out)
 
 
 def _attention_parser(sub):
@@ -177,10 +179,7 @@ def _run_attention(args) -> int:
     print(f"data: {s['data']}")
     print(f"final test error {s['final_test_error']:.2%} (best {s['best_test_error']:.2%}) | "
           f"{s['batches']} batches in {s['seconds']:.0f} s")
-    if args.out:
-        for path in attention.save_result(result, args.out):
-            print(f"wrote {path}")
-    return 0
+    return _save(attention.save_result, result, args.out)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ matrix sums to 1. Items and keys are both multiplied by that matrix with
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch.nn import functional as F
@@ -217,9 +217,7 @@ def push_back_targets(result: QuicksortResult, target: torch.Tensor, detach: boo
         target = torch.cat([target, target.new_zeros(target.shape[0], size - target.shape[1], *target.shape[2:])], 1)
     targets = [target]
     for step in reversed(result.layers[1:]):
-        layer = step
-        if detach:
-            layer = HalfPermutationStep(step.d, step.indices, step.weights.detach(), step.proportions, step.o, step.soft_o)
+        layer = replace(step, weights=step.weights.detach()) if detach else step
         targets.append(layer.apply(targets[-1], transpose=True))
     return targets[::-1]
 

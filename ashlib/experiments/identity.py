@@ -212,7 +212,7 @@ def snapshot_tuples(config: IdentityConfig, means, sigmas, generator=None) -> to
     if config.method == "reinforce":
         points = means + sigmas * torch.randn(means.shape, generator=generator)
         return points.round().clamp(0, config.n - 1).long().reshape(-1, 2)
-    indices, props = sample(means, sigmas, (config.n, config.n), a_local=config.a_local, a_global=config.a_global,
+    indices, _ = sample(means, sigmas, (config.n, config.n), a_local=config.a_local, a_global=config.a_global,
                             region=config.region, chunk_size=config.k_chunk, generator=generator)
     return indices.reshape(-1, 2)
 
