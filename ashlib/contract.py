@@ -5,6 +5,10 @@ values. Following appendix A.2 of the paper, input and output tuples are flatten
 integer each, the batch is folded into the output index (each instance's W sits on the
 diagonal of one big block matrix), and the product is one gather from x and one
 ``index_add`` into y. Cost and memory are linear in the number of tuples.
+
+When x carries wide feature rows (a permutation of images), gathering one row per tuple would
+hold m copies of a row; there the block matrix is handed to ``torch.sparse.mm`` instead
+(:class:`_SparseRowProduct`), which reads each row in place.
 """
 
 from __future__ import annotations
@@ -43,6 +47,45 @@ def _check(indices, values, x, out_shape, feature_dims=0):
     if values.device != x.device or indices.device != x.device:
         raise ValueError(f"indices, values and x must be on one device, got {indices.device}, {values.device}, {x.device}")
     return b, in_shape
+
+
+#: feature rows at least this wide go through torch.sparse.mm instead of gather + index_add
+WIDE_FEATURES = 16
+#: the backward of _SparseRowProduct computes tuple gradients in blocks of this many floats
+_BLOCK = 1 << 22
+
+
+class _SparseRowProduct(torch.autograd.Function):
+    """y = W x for a block matrix W given as COO (rows, sources, values) and x (n_in, F).
+
+    Forward and the gradient for x are sparse-dense products (no per-tuple copy of a row).
+    The gradient for a value is the dot product of the output gradient's row with the input's
+    row; it is computed in blocks so that at most ``_BLOCK`` floats are gathered at once.
+    """
+
+    @staticmethod
+    def forward(ctx, rows, sources, values, x, n_out):
+        W = torch.sparse_coo_tensor(torch.stack([rows, sources]), values, (n_out, x.shape[0]),
+                                    check_invariants=False)
+        ctx.save_for_backward(rows, sources, values, x)
+        return torch.sparse.mm(W, x)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        rows, sources, values, x = ctx.saved_tensors
+        grad_values = grad_x = None
+        if ctx.needs_input_grad[2]:
+            grad_values = torch.empty_like(values)
+            step = max(1, _BLOCK // max(1, x.shape[1]))
+            for start in range(0, rows.numel(), step):  # a few blocks; each is vectorised
+                r, c = rows[start:start + step], sources[start:start + step]
+                rows_g, rows_x = grad_y.index_select(0, r), x.index_select(0, c)
+                grad_values[start:start + step] = torch.bmm(rows_g.unsqueeze(1), rows_x.unsqueeze(2)).view(-1)
+        if ctx.needs_input_grad[3]:
+            W_t = torch.sparse_coo_tensor(torch.stack([sources, rows]), values, (x.shape[0], grad_y.shape[0]),
+                                          check_invariants=False)
+            grad_x = torch.sparse.mm(W_t, grad_y.contiguous())
+        return None, None, grad_values, grad_x, None
 
 
 def contract(
@@ -94,6 +137,10 @@ def contract(
         return y.view(b, *out_shape)
     flat_x = x.reshape(b * math.prod(in_shape), n_features)
     sources = in_flat + torch.arange(b, device=x.device).unsqueeze(1) * math.prod(in_shape)
+    if n_features >= WIDE_FEATURES:
+        y = _SparseRowProduct.apply(rows.reshape(-1), sources.reshape(-1), values.reshape(-1), flat_x,
+                                    b * n_out_flat)
+        return y.view(b, *out_shape, *features)
     contributions = values.reshape(-1, 1) * flat_x.index_select(0, sources.reshape(-1))
     y = x.new_zeros(b * n_out_flat, n_features).index_add(0, rows.reshape(-1), contributions)
     return y.view(b, *out_shape, *features)

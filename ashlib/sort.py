@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, replace
 
 import torch
 from torch.nn import functional as F
-from torch.utils.checkpoint import checkpoint
 
 from .contract import contract
 
@@ -162,8 +161,9 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
             drop them; with ``pad=False`` such n raises a ValueError.
 
     Keys far apart (relative to 1/C) give an exact hard sort; keys that are close mix their items.
-    Items with feature dimensions are permuted under activation checkpointing: backward
-    recomputes each round's gathered rows instead of keeping them, so memory stays O(n f log n).
+    Items with wide feature rows are permuted by a sparse-dense product (see
+    :func:`ashlib.contract.contract`): no round copies a row per sampled permutation, so memory
+    stays O(n f log n) for the rounds' outputs plus O(a n) per round for the tuples.
     """
     if not torch.is_tensor(keys) or keys.dim() != 2 or not keys.is_floating_point():
         raise ValueError("keys must be a float tensor of shape (batch, n)")
@@ -193,11 +193,7 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
     for d in range(1, rounds + 1):
         step = half_permutation_step(keys, d, samples=samples, C=C, generator=generator)
         keys = step.apply(keys.unsqueeze(-1)).squeeze(-1)
-        if items.dim() > 2 and torch.is_grad_enabled():
-            # recompute the gathered feature rows in backward instead of keeping (a + 1) n of them per round
-            items = checkpoint(step.apply, items, use_reentrant=False)
-        else:
-            items = step.apply(items)
+        items = step.apply(items)
         result.layers.append(step)
         result.keys.append(keys)
         result.steps.append(items)

@@ -90,15 +90,19 @@ def test_bad_input_raises_value_error_with_advice():
         contract(good, vals.double(), x, (3,))
 
 
-def test_feature_dims_carry_trailing_dimensions():
-    """W (n, n) applied to n items of shape (3, 2): the same as the loop over features."""
+@pytest.mark.parametrize("features", [(3, 2), (4, 7)], ids=["narrow-gather", "wide-sparse-mm"])
+def test_feature_dims_carry_trailing_dimensions(features):
+    """W (n, n) applied to n items of shape ``features``: the same as the loop over features.
+
+    (3, 2) takes the gather + index_add path, (4, 7) (28 >= WIDE_FEATURES) the sparse-mm path.
+    """
     g = torch.Generator().manual_seed(0)
     b, n, m = 2, 5, 7
     indices = torch.randint(0, n, (b, m, 2), generator=g)
     values = torch.randn(b, m, dtype=torch.float64, generator=g)
-    x = torch.randn(b, n, 3, 2, dtype=torch.float64, generator=g, requires_grad=True)
+    x = torch.randn(b, n, *features, dtype=torch.float64, generator=g, requires_grad=True)
     y = contract(indices, values, x, (n,), feature_dims=2)
-    expected = torch.zeros(b, n, 3, 2, dtype=torch.float64)
+    expected = torch.zeros(b, n, *features, dtype=torch.float64)
     for i in range(b):
         for j in range(m):
             r, c = indices[i, j].tolist()
@@ -108,3 +112,15 @@ def test_feature_dims_carry_trailing_dimensions():
     assert x.grad.shape == x.shape
     with pytest.raises(ValueError, match="feature"):
         contract(indices, values, x.detach()[:, :, 0, 0], (n,), feature_dims=2)
+
+
+@pytest.mark.parametrize("width", [3, 40], ids=["narrow-gather", "wide-sparse-mm"])
+def test_feature_dims_gradients_match_finite_differences(width):
+    """Both paths' gradients for values and x, with repeated tuples, against finite differences."""
+    g = torch.Generator().manual_seed(1)
+    b, n, m = 2, 6, 25  # 25 tuples in a 6 x 6 W: repeats are certain
+    indices = torch.randint(0, n, (b, m, 2), generator=g)
+    assert len({tuple(t) for t in indices[0].tolist()}) < m
+    values = torch.randn(b, m, dtype=torch.float64, generator=g, requires_grad=True)
+    x = torch.randn(b, n, width, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v, x: contract(indices, v, x, (n,), feature_dims=1), (values, x))

@@ -150,7 +150,8 @@ class SortingResult:
     eval_error: list[float] = field(default_factory=list)
     eval_element_error: list[float] = field(default_factory=list)
     data_source: str = ""
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the whole run, evaluations included
+    eval_seconds: float = 0.0  # the part of ``seconds`` spent evaluating
     net: KeyNetwork | None = None
 
 
@@ -190,7 +191,9 @@ def train(config: SortingConfig, progress: bool = True, tasks=None) -> SortingRe
         optimiser.step()
         result.losses.append(loss.item())
         if it % config.eval_every == 0 or it == config.iterations:
+            eval_start = time.perf_counter()
             err, elem = evaluate(net, make_test_task(), config.eval_instances, device=device)
+            result.eval_seconds += time.perf_counter() - eval_start
             result.eval_iterations.append(it)
             result.eval_error.append(err)
             result.eval_element_error.append(elem)
@@ -211,6 +214,7 @@ def summary(result: SortingResult) -> dict:
         "best_error": min(result.eval_error) if result.eval_error else None,
         "batches": len(result.losses),
         "seconds": round(result.seconds, 2),
+        "eval_seconds": round(result.eval_seconds, 2),
     }
 
 
