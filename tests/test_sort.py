@@ -119,10 +119,12 @@ def test_wrong_order_gets_a_gradient_towards_the_right_order():
         assert (right - target).pow(2).sum() < (out.detach() - target).pow(2).sum()
 
 
-def test_gradient_matches_finite_differences_for_fixed_samples():
+@pytest.mark.parametrize("width", [4, 20], ids=["narrow-items", "wide-items"])
+def test_gradient_matches_finite_differences_for_fixed_samples(width):
+    """Keys' gradient; 20 features take contract's sparse-mm path, 4 its gather path."""
     g_state = torch.Generator().manual_seed(3).get_state()
     keys = torch.randn(2, 8, dtype=torch.float64, requires_grad=True)
-    items = torch.rand(2, 8, 4, dtype=torch.float64)
+    items = torch.rand(2, 8, width, dtype=torch.float64)
 
     def f(k):
         g = torch.Generator()
