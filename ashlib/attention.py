@@ -51,6 +51,7 @@ from .sampling import _as_region, check_settings, sample, samples_per_gaussian
 
 __all__ = [
     "BilinearGlimpse",
+    "CENTRE_BOX",
     "ConvNetBaseline",
     "GlimpseClassifier",
     "GlimpseSaturationWarning",
@@ -58,13 +59,22 @@ __all__ = [
     "SourceNetwork",
     "SparseGlimpse",
     "SpatialTransformerClassifier",
+    "box_spread",
     "box_corners",
+    "check_collapse",
     "check_saturation",
     "glimpse_means",
 ]
 
 SATURATION_THRESHOLD = 6.0
 """|raw| beyond which a box parameter counts as saturated: sigmoid'(6) ~ 0.0025, 1% of sigmoid'(0)."""
+
+
+CENTRE_BOX = (1 / (1 + math.e), 1 / (1 + math.e), 1 / (1 + math.e**-1), 1 / (1 + math.e**-1))
+"""The authors' start box: raw offsets (-1, -1, +1, +1) through the sigmoid, the central ~46 % of each side."""
+
+COLLAPSE_PIXELS = 1.0
+"""A box narrower than this (pixels, in either dimension) reads a single point: it has collapsed."""
 
 
 class GlimpseSaturationWarning(RuntimeWarning):
@@ -129,6 +139,31 @@ def check_saturation(boxes_raw: torch.Tensor, threshold: float = SATURATION_THRE
     if not torch.is_tensor(boxes_raw) or boxes_raw.numel() == 0:
         raise ValueError("boxes_raw must be a non-empty tensor of raw box parameters")
     return float((boxes_raw.detach().abs() > threshold).float().mean())
+
+
+def check_collapse(corners: torch.Tensor, min_extent: float = COLLAPSE_PIXELS) -> float:
+    """Fraction of boxes (corners (..., 4) in pixels) narrower than ``min_extent`` in height or width.
+
+    A collapsed box reads (nearly) one pixel for every glimpse pixel: the glimpse is blank or
+    constant, the classifier sees nothing and the loss sits at ln(n_classes). It happens when the
+    source network's learning rate is too high (see :mod:`ashlib.experiments.attention`).
+    """
+    if not torch.is_tensor(corners) or corners.shape[-1:] != (4,) or corners.numel() == 0:
+        raise ValueError("corners must be a non-empty tensor (..., 4) of (y0, x0, y1, x1) pixels")
+    y0, x0, y1, x1 = corners.detach().unbind(-1)
+    narrow = ((y1 - y0).abs() < min_extent) | ((x1 - x0).abs() < min_extent)
+    return float(narrow.float().mean())
+
+
+def box_spread(corners: torch.Tensor) -> float:
+    """Mean standard deviation over a batch of each box coordinate (pixels), corners (b, g, 4).
+
+    Near 0 means the source network gives every image the same box: it does not yet *see* the
+    image, and the only signal reaching it is the noisy gradient through the box position.
+    """
+    if not torch.is_tensor(corners) or corners.dim() != 3 or corners.shape[0] < 2 or corners.shape[-1] != 4:
+        raise ValueError("corners must have shape (batch >= 2, n_glimpses, 4)")
+    return float(corners.detach().std(dim=0).mean())
 
 
 def _record_saturation(module: nn.Module, boxes: torch.Tensor) -> None:
@@ -375,6 +410,50 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+INITS = ("he", "pytorch")
+
+
+def _he_init(net: nn.Module) -> None:
+    """Kaiming-normal weights (fan-in, ReLU gain) and zero biases for every conv and linear layer.
+
+    With PyTorch's default (uniform, gain 1/sqrt(3)) the signal shrinks by about half per ReLU
+    layer: after table 2's eight layers the output hardly depends on the image.
+    """
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+
+class _Standardise(nn.Module):
+    """(x - mean) / std with the training set's pixel statistics, kept as buffers (saved with the model)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(()))
+        self.register_buffer("std", torch.ones(()))
+
+    def set_statistics(self, images: torch.Tensor) -> None:
+        if not torch.is_tensor(images) or images.numel() < 2:
+            raise ValueError("need a tensor of at least 2 pixels to measure the input statistics")
+        images = images.detach().double()
+        std = float(images.std())
+        if not std > 0:
+            raise ValueError("the images have zero variance: cannot standardise them")
+        self.mean.fill_(float(images.mean()))
+        self.std.fill_(std)
+
+    def forward(self, x):
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
+def _init_network(net: nn.Sequential, init: str) -> None:
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if init == "he":
+        _he_init(net)
+
+
 class SourceNetwork(nn.Module):
     """Table 2 of the paper's appendix: a ConvNet reading the image, 4 raw numbers per glimpse.
 
@@ -384,19 +463,28 @@ class SourceNetwork(nn.Module):
         in_channels, n_glimpses: c and g.
         in_size: (H, W); sets the size of the first linear layer (128 * H//8 * W//8 features).
         hidden: width of the two 512-unit ReLU layers.
-        init_box: None keeps PyTorch's default initialisation (the paper's set-up: every box
-            starts near a point at the centre). A box (y0, x0, y1, x1) as fractions of the image
-            in (0, 1), e.g. (0.05, 0.05, 0.95, 0.95), instead sets the last layer's bias to the
-            matching raw values and shrinks its weights 10x, so every glimpse starts there.
+        init: ``"he"`` (default): Kaiming-normal weights, so the boxes depend on the image from
+            step 0 (measure it with :func:`box_spread`); ``"pytorch"``: PyTorch's default
+            initialisation, the paper's set-up, under which the boxes barely vary across images.
+        init_box: None leaves the last layer as ``init`` made it (every box starts near a point at
+            the centre). A box (y0, x0, y1, x1) as fractions of the image in (0, 1) sets the last
+            layer's bias to the matching raw values and shrinks its weights 10x, so every glimpse
+            starts near that box: :data:`CENTRE_BOX` is the authors' start (a central, digit-sized
+            box), (0.05, 0.05, 0.95, 0.95) the whole canvas.
+
+    The input is standardised with statistics set by :meth:`set_input_statistics` (buffers,
+    saved in the state dict; identity until set).
     """
 
     def __init__(self, in_channels: int = 1, n_glimpses: int = 1, in_size=(100, 100), *, hidden: int = 512,
-                 init_box=None):
+                 init: str = "he", init_box=None):
         super().__init__()
         self.in_channels = _check_positive_int("in_channels", in_channels)
         self.n_glimpses = _check_positive_int("n_glimpses", n_glimpses)
         self.in_size = _check_size(in_size)
+        self.standardise = _Standardise()
         self.net = _table2(in_channels, in_size, 4 * n_glimpses, _check_positive_int("hidden", hidden))
+        _init_network(self.net, init)
         if init_box is not None:
             box = tuple(float(v) for v in init_box)
             if len(box) != 4 or not all(0 < v < 1 for v in box):
@@ -406,48 +494,91 @@ class SourceNetwork(nn.Module):
                 last.weight.mul_(0.1)
                 last.bias.copy_(torch.tensor([_logit(v) for v in box]).repeat(n_glimpses))
 
+    def set_input_statistics(self, images: torch.Tensor) -> None:
+        """Standardise inputs with the mean and standard deviation of ``images`` (e.g. a training sample)."""
+        self.standardise.set_statistics(images)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         _check_images(images, self.in_channels, self.in_size)
-        return self.net(images).view(images.shape[0], self.n_glimpses, 4)
+        return self.net(self.standardise(images)).view(images.shape[0], self.n_glimpses, 4)
 
 
 class ConvNetBaseline(nn.Module):
     """The paper's baseline (table 1): the source network's ConvNet with a classification layer.
 
     forward(images (b, c, H, W)) -> logits (b, n_classes). Table 2 with its last layer giving
-    ``n_classes`` numbers instead of 4 per glimpse.
+    ``n_classes`` numbers instead of 4 per glimpse; the same input standardisation and
+    initialisation options as :class:`SourceNetwork`.
     """
 
-    def __init__(self, in_channels: int = 1, in_size=(100, 100), n_classes: int = 10, *, hidden: int = 512):
+    def __init__(self, in_channels: int = 1, in_size=(100, 100), n_classes: int = 10, *, hidden: int = 512,
+                 init: str = "he"):
         super().__init__()
         self.in_channels = _check_positive_int("in_channels", in_channels)
         self.in_size = _check_size(in_size)
+        self.standardise = _Standardise()
         self.net = _table2(in_channels, in_size, _check_positive_int("n_classes", n_classes),
                            _check_positive_int("hidden", hidden))
+        _init_network(self.net, init)
+
+    def set_input_statistics(self, images: torch.Tensor) -> None:
+        """Standardise inputs with the mean and standard deviation of ``images``."""
+        self.standardise.set_statistics(images)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         _check_images(images, self.in_channels, self.in_size)
-        return self.net(images)
+        return self.net(self.standardise(images))
+
+
+HEADS = ("mlp", "conv")
+
+
+def _head(kind: str, n_glimpses: int, channels: int, s: int, hidden: int, n_classes: int) -> nn.Module:
+    """The classifier on the glimpses (b, g, c, s, s): the paper's MLP, or a small ConvNet.
+
+    ``"mlp"``: flatten, ``hidden`` ReLU units, logits (appendix A.1). ``"conv"``: the g glimpses
+    as g*c channels, two 3x3 conv + ReLU + 2x2 max-pool stages (32, 64 channels), then the same
+    MLP: it sees a digit that sits anywhere in the glimpse, which the MLP must learn per pixel.
+    """
+    if kind not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {kind!r}")
+    hidden = _check_positive_int("hidden", hidden)
+    n_classes = _check_positive_int("n_classes", n_classes)
+    if kind == "mlp":
+        return nn.Sequential(nn.Flatten(), nn.Linear(n_glimpses * channels * s * s, hidden), nn.ReLU(),
+                             nn.Linear(hidden, n_classes))
+    if s < 4:
+        raise ValueError(f"the conv head pools twice by 2, so glimpse_size must be at least 4, got {s}")
+    return nn.Sequential(
+        nn.Flatten(1, 2),  # (b, g*c, s, s)
+        nn.Conv2d(n_glimpses * channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * (s // 4) ** 2, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
 
 
 class _BoxGlimpseClassifier(nn.Module):
     """Source network -> boxes -> glimpse module -> 2-layer MLP. Subclasses choose the glimpse module."""
 
-    def __init__(self, glimpser: nn.Module, in_channels, n_classes, hidden, source, init_box):
+    def __init__(self, glimpser: nn.Module, in_channels, n_classes, hidden, source, init_box, head="mlp",
+                 source_hidden=512, init="he"):
         super().__init__()
         self.in_size, self.n_glimpses, self.glimpse_size = glimpser.in_size, glimpser.n_glimpses, glimpser.glimpse_size
         self.in_channels = _check_positive_int("in_channels", in_channels)
         if source is None:
-            source = SourceNetwork(in_channels, self.n_glimpses, self.in_size, init_box=init_box)
+            source = SourceNetwork(in_channels, self.n_glimpses, self.in_size, hidden=source_hidden, init=init,
+                                   init_box=init_box)
         elif init_box is not None:
             raise ValueError("init_box applies to the default source network; initialise your own source instead")
         self.source = source
         self.glimpser = glimpser
-        n_in = self.n_glimpses * self.in_channels * self.glimpse_size**2
-        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(n_in, _check_positive_int("hidden", hidden)), nn.ReLU(),
-                                 nn.Linear(hidden, _check_positive_int("n_classes", n_classes)))
+        self.head = head
+        self.mlp = _head(head, self.n_glimpses, self.in_channels, self.glimpse_size, hidden, n_classes)
         self.last_boxes = None
         self.last_glimpses = None
+
+    def set_input_statistics(self, images: torch.Tensor) -> None:
+        """Standardise the source network's input (see :meth:`SourceNetwork.set_input_statistics`)."""
+        self.source.set_input_statistics(images)
 
     @property
     def saturation(self) -> float:
@@ -476,15 +607,16 @@ class GlimpseClassifier(_BoxGlimpseClassifier):
     """The paper's attention model: table-2 source network -> :class:`SparseGlimpse` -> MLP(128) -> logits.
 
     forward(images (b, c, H, W)) -> logits (b, n_classes); :meth:`glimpse` gives the boxes and
-    glimpses for plotting. Keyword arguments not listed go to :class:`SparseGlimpse`
-    (a_local, a_global, region, chunk_size, init_sigma, ...).
+    glimpses for plotting. ``head="conv"`` puts a small ConvNet before the MLP (see ``_head``);
+    ``source_hidden`` and ``init`` go to the default :class:`SourceNetwork`. Keyword arguments
+    not listed go to :class:`SparseGlimpse` (a_local, a_global, region, chunk_size, init_sigma, ...).
     """
 
     def __init__(self, in_size=(100, 100), glimpse_size: int = 32, n_glimpses: int = 1, in_channels: int = 1,
                  n_classes: int = 10, *, hidden: int = 128, source: nn.Module | None = None, init_box=None,
-                 **glimpse_kwargs):
+                 head: str = "mlp", source_hidden: int = 512, init: str = "he", **glimpse_kwargs):
         super().__init__(SparseGlimpse(in_size, glimpse_size, n_glimpses, **glimpse_kwargs), in_channels,
-                         n_classes, hidden, source, init_box)
+                         n_classes, hidden, source, init_box, head, source_hidden, init)
 
     def _glimpses(self, images, boxes, generator):
         return self.glimpser(images, boxes, generator)
@@ -497,9 +629,10 @@ class SpatialTransformerClassifier(_BoxGlimpseClassifier):
     """
 
     def __init__(self, in_size=(100, 100), glimpse_size: int = 32, n_glimpses: int = 1, in_channels: int = 1,
-                 n_classes: int = 10, *, hidden: int = 128, source: nn.Module | None = None, init_box=None):
+                 n_classes: int = 10, *, hidden: int = 128, source: nn.Module | None = None, init_box=None,
+                 head: str = "mlp", source_hidden: int = 512, init: str = "he"):
         super().__init__(BilinearGlimpse(in_size, glimpse_size, n_glimpses), in_channels, n_classes, hidden,
-                         source, init_box)
+                         source, init_box, head, source_hidden, init)
 
     def _glimpses(self, images, boxes, generator):
         return self.glimpser(images, boxes)

@@ -8,6 +8,7 @@ write curves, a summary and a figure into ``--out``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .config import quick_mode
@@ -57,6 +58,7 @@ def _run_identity(args) -> int:
         a_global=args.a_global, chunk_size=args.chunk_size, eval_every=args.eval_every,
         stop_when_converged=args.stop_when_converged, device=args.device,
     )
+    _prepare_out(args.out, False)
     mode = "quick mode" if quick_mode() else "full mode"
     print(f"identity n={config.n} method={config.method} values={'fixed' if config.fix_values else 'learned'} "
           f"lr={config.lr} batches={config.iterations} seed={config.seed} ({mode})")
@@ -104,6 +106,10 @@ def _sort_parser(sub):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--width", type=float, default=1.0, help="key network channels relative to the paper's")
     p.add_argument("--samples", type=int, default=None, help="quicksort: random half-permutations per round (default n)")
+    p.add_argument("--local", type=int, default=0,
+                   help="quicksort: proposals per round one swap away from the hard split (default 0, the paper's)")
+    p.add_argument("--draws", type=int, default=1,
+                   help="quicksort: independent sorts of each batch, losses averaged (the key network runs once)")
     p.add_argument("--C", type=float, default=10.0, help="quicksort: sharpness of the soft buckets")
     p.add_argument("--tau", type=float, default=1.0, help="NeuralSort/SoftSort temperature")
     p.add_argument("--eval-every", type=int, default=1000)
@@ -111,7 +117,12 @@ def _sort_parser(sub):
     p.add_argument("--source", choices=["auto", "full", "offline"], default="auto", help="MNIST source")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None, help="directory for curves.csv, evaluation.csv, summary.json, sorting.png")
+    p.add_argument("--out", default=None,
+                   help="directory for curves.csv, evaluation.csv, summary.json, sorting.png, checkpoint.pt")
+    p.add_argument("--checkpoint-every", type=int, default=500,
+                   help="with --out: write OUT/checkpoint.pt every N batches (and on Ctrl-C)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt")
+    p.add_argument("--save-model", default=None, help="write the trained key network as PATH.pt + PATH.json")
     p.set_defaults(run=_run_sort)
 
 
@@ -120,19 +131,34 @@ def _run_sort(args) -> int:
 
     config = sorting.SortingConfig(
         n=args.n, method=args.method, intermediate=args.intermediate, iterations=args.iterations, lr=args.lr,
-        batch_size=args.batch_size, width=args.width, samples=args.samples, C=args.C, tau=args.tau,
+        batch_size=args.batch_size, width=args.width, samples=args.samples, local=args.local, draws=args.draws, C=args.C, tau=args.tau,
         eval_every=args.eval_every, eval_instances=args.eval_instances, source=args.source, seed=args.seed,
         device=args.device,
     )
+    _prepare_out(args.out, args.resume)
     mode = "quick mode" if quick_mode() else "full mode"
     print(f"sort n={config.n} method={config.method} intermediate={config.intermediate} lr={config.lr} "
-          f"batches={config.iterations} width={config.width} seed={config.seed} ({mode})")
-    result = sorting.train(config, progress=True)
+          f"batches={config.iterations} width={config.width} draws={config.draws} seed={config.seed} ({mode})")
+    from pathlib import Path
+
+    from . import pretrained
+
+    checkpoint = Path(args.out) / "checkpoint.pt" if args.out else None
+    result = sorting.train(config, progress=True, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
+                           resume=args.resume)
     s = sorting.summary(result)
     print(f"data: {s['data']}")
-    print(f"final test error {s['final_error']:.2%} (best {s['best_error']:.2%}) | element error "
-          f"{s['final_element_error']:.2%} | {config.eval_instances:,} test instances | {s['batches']} batches in "
-          f"{s['seconds']:.0f} s")
+    if result.stopped_early:
+        print(f"stopped early: {result.stopped_early}; continue with the same command and --resume"
+              + (f" (checkpoint {checkpoint})" if checkpoint else " (no --out, nothing saved)"))
+    if s["final_error"] is not None:
+        print(f"final test error {s['final_error']:.2%} (best {s['best_error']:.2%}) | element error "
+              f"{s['final_element_error']:.2%} | {config.eval_instances:,} test instances | {s['batches']} batches "
+              f"in {s['seconds']:.0f} s")
+    if args.save_model and not result.stopped_early:
+        s["command"] = _command_line()
+        for path in pretrained.save(result.net, args.save_model, "sorting", config, s, s["command"]):
+            print(f"wrote {path}")
     return _save(sorting.save_result, result, args.out)
 
 
@@ -140,46 +166,104 @@ def _attention_parser(sub):
     p = sub.add_parser(
         "attention", help="classify cluttered MNIST through learned sparse glimpses, against baselines (paper 3.2)",
         description="Train the sparse-glimpse model (or the spatial-transformer / plain ConvNet baselines) on "
-                    "cluttered MNIST. Unset sizes take the paper's values (quick mode: small ones).",
+                    "cluttered MNIST. Unset sizes take the paper's values (quick mode: small ones); the training "
+                    "recipe (He init, standardised input, centre start box, separate source learning rate, "
+                    "fresh canvases) is explained in ashlib.experiments.attention.",
     )
     p.add_argument("--model", choices=["sparse", "stn", "convnet"], default="sparse")
     p.add_argument("--glimpses", type=int, default=1, help="number of glimpses (paper: 1 or 8)")
     p.add_argument("--glimpse-size", type=int, default=None, help="s (paper: 32 for 1 glimpse, 12 for 8)")
     p.add_argument("--canvas", type=int, default=None, help="canvas side (paper: 100)")
     p.add_argument("--distractors", type=int, default=None, help="8 x 8 clutter fragments (paper: 8)")
-    p.add_argument("--train-size", type=int, default=None, help="training images (paper: 60,000)")
-    p.add_argument("--test-size", type=int, default=None, help="test images (paper: 10,000)")
+    p.add_argument("--train-size", type=int, default=None, help="training canvases per epoch (paper: 60,000)")
+    p.add_argument("--test-size", type=int, default=None, help="test canvases (paper: 10,000)")
     p.add_argument("--epochs", type=int, default=None, help="paper: 70")
     p.add_argument("--batch-size", type=int, default=None, help="paper: 128 (quick: 32)")
-    p.add_argument("--lr", type=float, default=None, help="paper: 1e-4 (quick: 1e-3)")
-    p.add_argument("--paper-init", action="store_true",
-                   help="start the boxes from the default initialisation (can saturate) instead of the whole canvas")
+    p.add_argument("--lr", type=float, default=None, help="learning rate of the head (default 1e-3; paper: 1e-4)")
+    p.add_argument("--source-lr", type=float, default=None,
+                   help="learning rate of the source network (default: lr/10 sparse, lr/30 stn)")
+    p.add_argument("--warmup", type=int, default=0, help="batches of linear warm-up for the source learning rate")
+    p.add_argument("--head", choices=["mlp", "conv"], default="mlp", help="classifier on the glimpses (paper: mlp)")
+    p.add_argument("--init", choices=["he", "pytorch"], default="he",
+                   help="source network initialisation (pytorch: the paper's default; its boxes barely see the image)")
+    p.add_argument("--init-box", choices=["centre", "canvas", "none"], default="centre",
+                   help="start box: central digit-sized (the authors' offset), the whole canvas, or none")
+    p.add_argument("--paper-init", action="store_true", help="shorthand for --init pytorch --init-box none")
+    p.add_argument("--source-hidden", type=int, default=512, help="hidden units of table 2's two dense layers")
+    p.add_argument("--same-canvases", action="store_true",
+                   help="reuse the same train canvases every epoch (default: fresh canvases each epoch)")
+    p.add_argument("--eval-every", type=int, default=None, help="batches between test evaluations (default: an epoch)")
+    p.add_argument("--checkpoint-every", type=int, default=500,
+                   help="with --out: write OUT/checkpoint.pt every N batches (and on Ctrl-C)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt")
+    p.add_argument("--save-model", default=None, help="write the trained model as PATH.pt + PATH.json (ashlib.pretrained)")
     p.add_argument("--source", choices=["auto", "full", "offline"], default="auto", help="MNIST source")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None, help="directory for curves.csv, summary.json, glimpses.png")
+    p.add_argument("--out", default=None, help="directory for curves.csv, summary.json, glimpses.png, checkpoint.pt")
     p.set_defaults(run=_run_attention)
 
 
+def _prepare_out(out, resume: bool) -> None:
+    """Create --out before training (so a finished run cannot be lost to a bad path)."""
+    from pathlib import Path
+
+    if resume and not out:
+        raise ValueError("--resume needs --out (the folder of the run to continue)")
+    if out:
+        path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"--out {out} exists and is not a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"--out {out} is not writable")
+
+
 def _run_attention(args) -> int:
+    from pathlib import Path
+
+    from . import pretrained
     from .experiments import attention
 
+    init, init_box = ("pytorch", None) if args.paper_init else (args.init, None if args.init_box == "none" else args.init_box)
     config = attention.AttentionConfig(
         model=args.model, n_glimpses=args.glimpses, glimpse_size=args.glimpse_size, canvas=args.canvas,
         n_distractors=args.distractors, train_size=args.train_size, test_size=args.test_size, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, init_box=None if args.paper_init else (0.05, 0.05, 0.95, 0.95),
-        source=args.source, seed=args.seed, device=args.device,
+        batch_size=args.batch_size, lr=args.lr, source_lr=args.source_lr, warmup=args.warmup, init=init,
+        init_box=init_box, head=args.head, source_hidden=args.source_hidden, fresh_canvases=not args.same_canvases,
+        eval_every=args.eval_every, source=args.source, seed=args.seed, device=args.device,
     )
+    _prepare_out(args.out, args.resume)
     mode = "quick mode" if quick_mode() else "full mode"
-    print(f"attention model={config.model} glimpses={config.n_glimpses}x{config.glimpse_size}x{config.glimpse_size} "
-          f"canvas={config.canvas} train={config.train_size} test={config.test_size} epochs={config.epochs} "
-          f"lr={config.lr} ({mode})")
-    result = attention.train(config, progress=True)
+    print(f"attention model={config.model} head={config.head} glimpses={config.n_glimpses}x{config.glimpse_size}x"
+          f"{config.glimpse_size} canvas={config.canvas} canvases={config.train_size}x{config.epochs} epochs "
+          f"batches={config.steps} lr={config.lr} source_lr={config.source_lr} ({mode})")
+    checkpoint = Path(args.out) / "checkpoint.pt" if args.out else None
+    result = attention.train(config, progress=True, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
+                             resume=args.resume)
     s = attention.summary(result)
     print(f"data: {s['data']}")
-    print(f"final test error {s['final_test_error']:.2%} (best {s['best_test_error']:.2%}) | "
-          f"{s['batches']} batches in {s['seconds']:.0f} s")
+    if result.stopped_early:
+        print(f"stopped early: {result.stopped_early}; continue with the same command and --resume"
+              + (f" (checkpoint {checkpoint})" if checkpoint else " (no --out, nothing saved)"))
+    if s["final_test_error"] is not None:
+        near = f" | box centre within 4 px of the digit on {s['final_near_digit']:.1%}" \
+            if s.get("final_near_digit") is not None else ""
+        print(f"final test error {s['final_test_error']:.2%} (best {s['best_test_error']:.2%}){near} | "
+              f"{s['batches']} batches in {s['seconds']:.0f} s (+{s['eval_seconds']:.0f} s evaluation)")
+    if s["collapse"]:
+        print(f"warning: {s['collapse']}")
+    if args.save_model and not result.stopped_early:
+        s["command"] = _command_line()
+        for path in pretrained.save(result.model, args.save_model, "attention", config, s, s["command"]):
+            print(f"wrote {path}")
     return _save(attention.save_result, result, args.out)
+
+
+def _command_line() -> str:
+    import shlex
+
+    return "python -m ashlib " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,3 +291,6 @@ def main(argv=None) -> int:
     except ValueError as error:  # bad settings: say what was wrong without a traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a file could not be read or written
+        print(f"error: {error}", file=sys.stderr)
+        return 1

@@ -166,11 +166,14 @@ def plot_item_rows(rows, ax=None, labels=None, cmap="Greys"):
     return ax
 
 
-def plot_glimpses(model, images, labels=None, generator=None):
+def plot_glimpses(model, images, labels=None, generator=None, digit_boxes=None, columns: int = 1):
     """Figure 4 style: each canvas with its predicted boxes, and the glimpses in a diverging colour map.
 
     ``model`` has ``glimpse(images) -> (corners (b, g, 4) as (y0, x0, y1, x1) pixels, glimpses
-    (b, g, c, s, s))`` and returns logits; ``images`` (b, 1, H, W).
+    (b, g, c, s, s))`` and returns logits; ``images`` (b, 1, H, W). ``digit_boxes`` (b, 4), if
+    given, draws where the digit really is (dashed). The glimpses share one symmetric colour
+    scale (the glimpse value is learned and may be negative), shown by a colour bar.
+    ``columns`` lays the b canvases out in that many columns.
     """
     from matplotlib.patches import Rectangle
 
@@ -178,26 +181,39 @@ def plot_glimpses(model, images, labels=None, generator=None):
     model.eval()
     with torch.no_grad():
         corners, glimpses = model.glimpse(images, generator=generator)
-        predicted = model(images).argmax(1)
+        predicted = model.mlp(glimpses).argmax(1)
     model.train(was)
     b, g = corners.shape[:2]
-    fig, axes = plt.subplots(b, g + 1, figsize=(1.9 * (g + 1), 1.9 * b), squeeze=False)
-    for i in range(b):
-        ax = axes[i, 0]
-        ax.imshow(_numpy(images[i, 0]), cmap="Greys", vmin=0, vmax=1)
-        for j in range(g):
-            y0, x0, y1, x1 = corners[i, j].tolist()
-            ax.add_patch(Rectangle((min(x0, x1), min(y0, y1)), abs(x1 - x0), abs(y1 - y0), fill=False,
-                                   edgecolor=plt.cm.tab10(j % 10), lw=1.5))
-        title = f"predicted {int(predicted[i])}" + (f" (true {int(labels[i])})" if labels is not None else "")
-        ax.set_title(title, fontsize=8)
-        for j in range(g):
-            glimpse = _numpy(glimpses[i, j, 0])
-            lim = max(float(np.abs(glimpse).max()), 1e-6)
-            axes[i, j + 1].imshow(glimpse, cmap="RdBu_r", vmin=-lim, vmax=lim)
-            axes[i, j + 1].set_title(f"glimpse {j + 1}", fontsize=8)
+    rows = -(-b // columns)
+    per = g + 1
+    fig, axes = plt.subplots(rows, per * columns, figsize=(2.1 * per * columns + 0.8, 2.2 * rows), squeeze=False,
+                             layout="constrained")
+    lim = max(float(glimpses.abs().max()), 1e-6)
+    image = None
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
+        ax.set_axis_off()
+    for i in range(b):
+        r, col = divmod(i, columns)
+        ax = axes[r, col * per]
+        ax.set_axis_on()
+        ax.imshow(_numpy(images[i, 0]), cmap="Greys", vmin=0, vmax=1)
+        if digit_boxes is not None:
+            y0, x0, y1, x1 = (float(v) for v in digit_boxes[i])
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="0.5", lw=1, ls="--"))
+        for j in range(g):
+            y0, x0, y1, x1 = corners[i, j].tolist()
+            ax.add_patch(Rectangle((min(x0, x1), min(y0, y1)), abs(x1 - x0), abs(y1 - y0), fill=False,
+                                   edgecolor=plt.cm.tab10(j % 10), lw=1.8))
+        ok = labels is None or int(predicted[i]) == int(labels[i])
+        title = f"predicted {int(predicted[i])}" + (f" (true {int(labels[i])})" if labels is not None else "")
+        ax.set_title(title, fontsize=9, color="black" if ok else "tab:red")
+        for j in range(g):
+            gax = axes[r, col * per + j + 1]
+            gax.set_axis_on()
+            image = gax.imshow(_numpy(glimpses[i, j, 0]), cmap="RdBu_r", vmin=-lim, vmax=lim)
+            gax.set_title(f"glimpse {j + 1}", fontsize=9)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="glimpse value")
     return fig

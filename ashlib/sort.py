@@ -84,6 +84,38 @@ def _random_buckets(b: int, samples: int, n: int, c: int, device, generator) -> 
     return (noise.argsort(dim=-1) >= c // 2).view(b, samples, n)
 
 
+def _local_buckets(hard: torch.Tensor, log_up: torch.Tensor, log_down: torch.Tensor, local: int, c: int,
+                   generator) -> torch.Tensor:
+    """(b, local, n) bool: the hard o with one element swapped across the median in some chunks.
+
+    The sorting analogue of Algorithm 1's local samples: proposals near round(o'). In each chunk
+    (every chunk when there is one, else each with probability 1/2) one element of the lower half
+    moves up and one of the upper half moves down; which ones is drawn with the Gumbel-max trick
+    in proportion to o' (resp. 1 - o'), so the elements nearest the median are proposed most.
+    The choice only proposes: every proposal's proportion is the same product of o' terms as any
+    other sample's, so a proposal the keys make unlikely gets (almost) no weight.
+    """
+    b, n = hard.shape
+    k = n // c
+    device = generator.device if generator is not None else hard.device
+
+    def gumbel(shape):
+        u = torch.rand(shape, generator=generator, device=device).to(hard.device)
+        return -torch.log(-torch.log(u.clamp(1e-12, 1 - 1e-7)))
+
+    h = hard.view(b, 1, k, c)
+    up, down = log_up.detach().view(b, 1, k, c), log_down.detach().view(b, 1, k, c)
+    shape = (b, local, k, c)
+    rise = torch.where(h, float("-inf"), up + gumbel(shape)).argmax(-1)  # (b, local, k): a low element goes up
+    fall = torch.where(h, down + gumbel(shape), float("-inf")).argmax(-1)  # a high element goes down
+    if k > 1:
+        swap = torch.rand((b, local, k), generator=generator, device=device).to(hard.device) < 0.5
+    else:
+        swap = torch.ones((b, local, k), dtype=torch.bool, device=hard.device)
+    flip = (F.one_hot(rise, c) + F.one_hot(fall, c)).bool() & swap.unsqueeze(-1)
+    return (h ^ flip).view(b, local, n)
+
+
 def _repeats(o: torch.Tensor) -> torch.Tensor:
     """(b, s) bool: True where o[:, j] equals an earlier o[:, i < j] (the same permutation)."""
     s = o.shape[1]
@@ -115,12 +147,16 @@ class HalfPermutationStep:
 
 
 def half_permutation_step(keys: torch.Tensor, d: int, *, samples: int, C: float = 10.0,
-                          generator: torch.Generator | None = None) -> HalfPermutationStep:
-    """The sparse layer approximating P^d(o') for keys (b, n): ``samples`` random o's + the hard o."""
+                          generator: torch.Generator | None = None, local: int = 0) -> HalfPermutationStep:
+    """The sparse layer approximating P^d(o') for keys (b, n): the hard o, ``samples`` uniformly
+    random o's and ``local`` o's one swap away from the hard one (see ``_local_buckets``)."""
     b, n = keys.shape
     c = n >> (d - 1)
     log_up, log_down, hard = _soft_buckets(keys, c, C)
-    o = torch.cat([hard.unsqueeze(1), _random_buckets(b, samples, n, c, keys.device, generator)], dim=1)
+    parts = [hard.unsqueeze(1), _random_buckets(b, samples, n, c, keys.device, generator)]
+    if local:
+        parts.append(_local_buckets(hard, log_up, log_down, local, c, generator))
+    o = torch.cat(parts, dim=1)
     log_p = torch.where(o, log_up.unsqueeze(1), log_down.unsqueeze(1)).sum(dim=-1)  # (b, s+1)
     log_p = log_p.masked_fill(_repeats(o), float("-inf"))
     proportions = torch.softmax(log_p, dim=1)  # every column of the mixed matrix sums to 1
@@ -150,12 +186,14 @@ class QuicksortResult:
 
 
 def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = None, C: float = 10.0,
-              generator: torch.Generator | None = None, pad: bool = True) -> QuicksortResult:
+              generator: torch.Generator | None = None, pad: bool = True, local: int = 0) -> QuicksortResult:
     """Softly sort ``items`` (b, n, *f) by ``keys`` (b, n), ascending, differentiably in the keys.
 
     Args:
         samples: random half-permutations per round besides the hard one (paper: n; default n).
         C: sharpness of the soft buckets o' = sigmoid(C (key - median)) (paper: 10).
+        local: extra proposals per round one swap away from the hard o (elements near the
+            median proposed most; 0, the paper's sampler, by default).
         generator: for reproducible samples.
         pad: if n is not a power of two, append keys that sort last (and zero items), sort, and
             drop them; with ``pad=False`` such n raises a ValueError.
@@ -189,9 +227,11 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
     samples = size if samples is None else samples
     if not isinstance(samples, int) or samples < 0:
         raise ValueError(f"samples must be a non-negative int, got {samples!r}")
+    if not isinstance(local, int) or isinstance(local, bool) or local < 0:
+        raise ValueError(f"local must be a non-negative int, got {local!r}")
     result = QuicksortResult(sorted=items, n=n)
     for d in range(1, rounds + 1):
-        step = half_permutation_step(keys, d, samples=samples, C=C, generator=generator)
+        step = half_permutation_step(keys, d, samples=samples, C=C, generator=generator, local=local)
         keys = step.apply(keys.unsqueeze(-1)).squeeze(-1)
         items = step.apply(items)
         result.layers.append(step)

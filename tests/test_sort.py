@@ -158,3 +158,39 @@ def test_bad_input():
         ashlib.quicksort(torch.zeros(2, 4), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="NaN"):
         ashlib.quicksort(torch.tensor([[0.0, float("nan")]]), torch.zeros(1, 2))
+
+
+def test_local_proposals_are_one_swap_from_the_hard_split():
+    """Every local proposal is a valid balanced o that differs from the hard o by whole swaps."""
+    torch.manual_seed(0)
+    keys = torch.randn(5, 16)
+    for d in (1, 2, 3, 4):
+        step = half_permutation_step(keys, d, samples=0, local=6, generator=torch.Generator().manual_seed(d))
+        c = 16 >> (d - 1)
+        hard, local = step.o[:, :1], step.o[:, 1:]
+        diff = (hard != local).view(5, 6, 16 // c, c).sum(-1)  # changed positions per chunk
+        assert set(diff.unique().tolist()) <= {0, 2}
+        assert bool((diff.sum(-1) > 0).all()) or d > 1  # one chunk: always a swap
+        # balanced in every chunk (else half_permutation_rows would have raised)
+        assert bool((local.view(5, 6, 16 // c, c).sum(-1) == c // 2).all())
+        # a swap moves one element up and one down
+        changed = (hard != local).view(5, 6, 16 // c, c)
+        ups = (changed & local.view(5, 6, 16 // c, c)).sum(-1)
+        assert bool((ups * 2 == diff).all())
+
+
+def test_local_proposal_for_two_items_is_the_exact_two_permutation_mixture():
+    """n = 2: the only swap of the hard o is the other permutation, so one local proposal makes the
+    round the exact expectation over both orders, with weights from o' (hand-worked)."""
+    keys = torch.tensor([[0.3, 0.5]])
+    items = torch.tensor([[[1.0], [2.0]]])
+    C = 10.0
+    out = ashlib.quicksort(keys, items, samples=0, local=1, C=C).sorted
+    up = torch.sigmoid(C * (keys - keys.mean()))  # o' of each key; median = mean for 2 keys
+    p_keep = (1 - up[0, 0]) * up[0, 1]  # 0.3 stays down, 0.5 stays up
+    p_swap = up[0, 0] * (1 - up[0, 1])
+    w = p_keep / (p_keep + p_swap)
+    expected = torch.tensor([[w * 1.0 + (1 - w) * 2.0, w * 2.0 + (1 - w) * 1.0]])
+    torch.testing.assert_close(out.squeeze(-1), expected)
+    with pytest.raises(ValueError, match="local"):
+        ashlib.quicksort(keys, items, local=-1)

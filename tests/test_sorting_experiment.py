@@ -13,10 +13,10 @@ class GreyDigits:
 
     def __init__(self, n, digits=3, seed=0):
         self.n, self.digits = n, digits
-        self.g = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)  # saved by checkpoints, like SortingTask
 
     def sample(self, b):
-        numbers = torch.randint(0, 10**self.digits, (b, self.n), generator=self.g)
+        numbers = torch.randint(0, 10**self.digits, (b, self.n), generator=self.generator)
         powers = 10 ** torch.arange(self.digits - 1, -1, -1)
         digit = numbers.unsqueeze(-1) // powers % 10  # (b, n, digits)
         images = (digit.float() / 9).view(b, self.n, self.digits, 1, 1).expand(b, self.n, self.digits, 28, 28)
@@ -64,3 +64,56 @@ def test_training_runs_and_learns_on_easy_data(method, intermediate):
     result = train(config, progress=False, tasks=(GreyDigits(4, seed=0), lambda: GreyDigits(4, seed=99)))
     assert len(result.losses) == 40 and result.eval_iterations == [20, 40]
     assert result.eval_error[-1] < 0.9  # chance for n = 4 is 1 - 1/24 = 0.96
+
+
+def test_draws_average_independent_sorts():
+    """draws = K gives the mean of K single-draw losses (same keys, K independent half-permutations)."""
+    from ashlib.experiments.sorting import sorting_loss
+
+    torch.manual_seed(0)
+    keys = torch.randn(3, 8)
+    items = torch.rand(3, 8, 5)
+    target = items.gather(1, keys.argsort(1).unsqueeze(-1).expand_as(items))
+    single = SortingConfig(n=8, samples=2)
+    four = SortingConfig(n=8, samples=2, draws=4)
+    g = torch.Generator().manual_seed(1)
+    batched = sorting_loss(four, keys, items, target, generator=g)
+    # the same draws, one at a time: the batched call sorts instance i of draw j at row j * b + i
+    g = torch.Generator().manual_seed(1)
+    from ashlib.sort import quicksort
+    from torch.nn import functional as F
+
+    out = quicksort(keys.repeat(4, 1), items.repeat(4, 1, 1), samples=2, generator=g).sorted
+    per_draw = [F.binary_cross_entropy(out[j * 3:(j + 1) * 3].clamp(1e-6, 1 - 1e-6), target) for j in range(4)]
+    torch.testing.assert_close(batched, torch.stack(per_draw).mean())
+    assert sorting_loss(single, keys, items, target, generator=torch.Generator().manual_seed(1)).shape == ()
+    with pytest.raises(ValueError, match="draws"):
+        SortingConfig(method="neuralsort", draws=2)
+    with pytest.raises(ValueError, match="draws"):
+        SortingConfig(draws=0)
+
+
+@pytest.mark.parametrize("method", ["quicksort", "softsort"])
+def test_resume_continues_a_run_exactly(tmp_path, method):
+    config = SortingConfig(n=4, method=method, iterations=12, eval_every=4, eval_instances=50, width=0.25, lr=2e-3,
+                           batch_size=8)
+    tasks = lambda: (GreyDigits(4, seed=0), lambda: GreyDigits(4, seed=99))
+    whole = train(config, progress=False, tasks=tasks())
+    path = tmp_path / "checkpoint.pt"
+    train_task, test_task = tasks()
+    original, calls = train_task.sample, {"n": 0}
+
+    def interrupting(b):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return original(b)
+
+    train_task.sample = interrupting
+    first = train(config, progress=False, tasks=(train_task, test_task), checkpoint=path)
+    assert first.stopped_early and len(first.losses) == 6
+    train_task.sample = original
+    rest = train(config, progress=False, tasks=(train_task, test_task), checkpoint=path, resume=True)
+    assert rest.losses == whole.losses and rest.eval_error == whole.eval_error
+    for a, b in zip(rest.net.state_dict().values(), whole.net.state_dict().values()):
+        assert torch.equal(a, b)

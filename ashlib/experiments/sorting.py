@@ -42,6 +42,8 @@ class SortingConfig:
     lr: float = 5e-5  # the paper's
     iterations: int | None = None  # full: 50,000 batches; quick: 300
     samples: int | None = None  # quicksort: random half-permutations per round (paper: n)
+    local: int = 0  # quicksort: proposals per round one swap away from the hard split (0: the paper's)
+    draws: int = 1  # quicksort: independent sorts per batch, losses averaged (the key network runs once)
     C: float = 10.0  # quicksort sharpness (paper: 10)
     tau: float = 1.0  # NeuralSort / SoftSort temperature
     width: float = 1.0  # key network channels relative to table 3 (1.0 = the paper's)
@@ -64,6 +66,14 @@ class SortingConfig:
             self.eval_instances = 1_000 if quick_mode() else 10_000
         if min(self.iterations, self.batch_size, self.eval_every, self.eval_instances) < 1 or not self.width > 0:
             raise ValueError("iterations, batch_size, eval_every, eval_instances and width must be positive")
+        if not isinstance(self.draws, int) or isinstance(self.draws, bool) or self.draws < 1:
+            raise ValueError(f"draws must be an int >= 1, got {self.draws!r}")
+        if not isinstance(self.local, int) or isinstance(self.local, bool) or self.local < 0:
+            raise ValueError(f"local must be an int >= 0, got {self.local!r}")
+        if self.local and self.method != "quicksort":
+            raise ValueError("local proposals exist only for method='quicksort'")
+        if self.draws > 1 and self.method != "quicksort":
+            raise ValueError("draws > 1 averages quicksort's random half-permutations; the dense methods have none")
 
 
 def _block(c_in: int, c_out: int) -> list[nn.Module]:
@@ -100,14 +110,27 @@ class KeyNetwork(nn.Module):
 def sort_items(config: SortingConfig, keys: torch.Tensor, items: torch.Tensor, generator=None):
     """Sort items (b, n, *f) by keys with the config's method: (sorted items, quicksort result or None)."""
     if config.method == "quicksort":
-        result = quicksort(keys, items, samples=config.samples, C=config.C, generator=generator)
+        result = quicksort(keys, items, samples=config.samples, C=config.C, generator=generator, local=config.local)
         return result.sorted, result
     P = (neuralsort if config.method == "neuralsort" else softsort)(keys, tau=config.tau)
     return apply_permutation(P, items), None
 
 
+def build_model(config: SortingConfig) -> KeyNetwork:
+    """The config's key network (table 3 at ``width``), initialised from the current seed."""
+    return KeyNetwork(config.digits, config.width)
+
+
 def sorting_loss(config: SortingConfig, keys, items, target, generator=None) -> torch.Tensor:
-    """Binary cross-entropy between the sorted items and the sorted target (plus intermediate rounds)."""
+    """Binary cross-entropy between the sorted items and the sorted target (plus intermediate rounds).
+
+    With ``config.draws = K > 1`` the batch is sorted K times with independent random
+    half-permutations (one batched call: keys, items and targets repeated K times) and the
+    losses averaged: a K-sample estimate of the same expected loss, with less variance.
+    """
+    if config.draws > 1:
+        k = config.draws
+        keys, items, target = (t.repeat(k, *([1] * (t.dim() - 1))) for t in (keys, items, target))
     output, result = sort_items(config, keys, items, generator)
     if config.intermediate:
         return intermediate_loss(result, target)
@@ -152,6 +175,7 @@ class SortingResult:
     data_source: str = ""
     seconds: float = 0.0  # wall time of the whole run, evaluations included
     eval_seconds: float = 0.0  # the part of ``seconds`` spent evaluating
+    stopped_early: str = ""  # why the run ended before its last batch (interrupt), else ""
     net: KeyNetwork | None = None
 
 
@@ -169,36 +193,88 @@ def make_tasks(config: SortingConfig):
                                            mnist=test_digits)
 
 
-def train(config: SortingConfig, progress: bool = True, tasks=None) -> SortingResult:
-    """Train the key network through the config's sort; evaluate every ``eval_every`` batches."""
+def _checkpoint(path, net, optimiser, generator, train_task, result: SortingResult, done: int) -> None:
+    from dataclasses import asdict
+    from pathlib import Path
+
+    path = Path(path)
+    state = {"done": done, "config": asdict(result.config), "net": net.state_dict(), "optimiser": optimiser.state_dict(),
+             "generator": generator.get_state(), "task_generator": train_task.generator.get_state(),
+             "rng": torch.get_rng_state(), "losses": result.losses, "eval_iterations": result.eval_iterations,
+             "eval_error": result.eval_error, "eval_element_error": result.eval_element_error,
+             "seconds": result.seconds, "eval_seconds": result.eval_seconds}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def train(config: SortingConfig, progress: bool = True, tasks=None, *, checkpoint=None, checkpoint_every: int = 0,
+          resume: bool = False) -> SortingResult:
+    """Train the key network through the config's sort; evaluate every ``eval_every`` batches.
+
+    With ``checkpoint`` (a file path) the state is written every ``checkpoint_every`` batches, at
+    the end and on Ctrl-C (the result then has ``stopped_early`` set); ``resume=True`` continues
+    from it exactly (same batches, same random half-permutations).
+    """
+    from dataclasses import asdict
+    from pathlib import Path
+
     seed_everything(config.seed)
     device = torch.device(config.device)
     train_task, make_test_task = tasks if tasks is not None else make_tasks(config)
-    net = KeyNetwork(config.digits, config.width).to(device)
+    net = build_model(config).to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     result = SortingResult(config=config, net=net, data_source=getattr(train_task, "source", ""))
-    start = time.perf_counter()
-    bar = tqdm(range(1, config.iterations + 1), desc=f"sort n={config.n} {config.method}",
-               disable=not progress, mininterval=1.0)
-    for it in bar:
-        images, numbers, perm = train_task.sample(config.batch_size)
-        images, perm = images.to(device), perm.to(device)
-        target = images.gather(1, perm.view(*perm.shape, 1, 1, 1).expand_as(images))
-        loss = sorting_loss(config, net(images), images, target, generator)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        result.losses.append(loss.item())
-        if it % config.eval_every == 0 or it == config.iterations:
-            eval_start = time.perf_counter()
-            err, elem = evaluate(net, make_test_task(), config.eval_instances, device=device)
-            result.eval_seconds += time.perf_counter() - eval_start
-            result.eval_iterations.append(it)
-            result.eval_error.append(err)
-            result.eval_element_error.append(elem)
-            bar.set_postfix(error=f"{err:.3f}", element_error=f"{elem:.3f}")
-    result.seconds = time.perf_counter() - start
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    first = 1
+    if resume:
+        if checkpoint is None or not checkpoint.is_file():
+            raise ValueError(f"resume needs an existing checkpoint file, got {checkpoint}")
+        state = torch.load(checkpoint, weights_only=False)
+        if state["config"] != asdict(config):
+            raise ValueError(f"{checkpoint} was written by a run with other settings; resume with the same ones")
+        net.load_state_dict(state["net"])
+        optimiser.load_state_dict(state["optimiser"])
+        generator.set_state(state["generator"])
+        train_task.generator.set_state(state["task_generator"])
+        torch.set_rng_state(state["rng"])
+        for name in ("losses", "eval_iterations", "eval_error", "eval_element_error", "seconds", "eval_seconds"):
+            setattr(result, name, state[name])
+        first = state["done"] + 1
+    tick = time.perf_counter()
+    bar = tqdm(range(first, config.iterations + 1), desc=f"sort n={config.n} {config.method}",
+               disable=not progress, mininterval=1.0, initial=first - 1, total=config.iterations)
+    try:
+        for it in bar:
+            images, numbers, perm = train_task.sample(config.batch_size)
+            images, perm = images.to(device), perm.to(device)
+            target = images.gather(1, perm.view(*perm.shape, 1, 1, 1).expand_as(images))
+            loss = sorting_loss(config, net(images), images, target, generator)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            result.losses.append(loss.item())
+            if it % config.eval_every == 0 or it == config.iterations:
+                eval_start = time.perf_counter()
+                err, elem = evaluate(net, make_test_task(), config.eval_instances, device=device)
+                result.eval_seconds += time.perf_counter() - eval_start
+                result.eval_iterations.append(it)
+                result.eval_error.append(err)
+                result.eval_element_error.append(elem)
+                bar.set_postfix(error=f"{err:.3f}", element_error=f"{elem:.3f}")
+            if checkpoint is not None and checkpoint_every and it % checkpoint_every == 0:
+                result.seconds += time.perf_counter() - tick
+                tick = time.perf_counter()
+                _checkpoint(checkpoint, net, optimiser, generator, train_task, result, it)
+    except KeyboardInterrupt:
+        result.stopped_early = f"interrupted after {len(result.losses)} of {config.iterations} batches"
+    finally:
+        bar.close()
+    result.seconds += time.perf_counter() - tick
+    if checkpoint is not None:
+        _checkpoint(checkpoint, net, optimiser, generator, train_task, result, len(result.losses))
     return result
 
 
@@ -215,6 +291,7 @@ def summary(result: SortingResult) -> dict:
         "batches": len(result.losses),
         "seconds": round(result.seconds, 2),
         "eval_seconds": round(result.eval_seconds, 2),
+        "stopped_early": result.stopped_early,
     }
 
 

@@ -1,0 +1,110 @@
+"""Pretrained models: the shipped files load, match their checksums and still score what they recorded."""
+
+import json
+import zipfile
+
+import pytest
+import torch
+
+from ashlib import pretrained
+from ashlib.experiments import attention, sorting
+
+REQUIRED = {"attention-sparse", "attention-stn", "attention-convnet", "sort-quicksort-n4", "sort-neuralsort-n4",
+            "sort-softsort-n4", "sort-quicksort-n8"}
+
+
+def test_save_and_load_round_trip(tmp_path):
+    config = attention.AttentionConfig(model="stn", canvas=28, glimpse_size=8, source_hidden=16, source="offline")
+    torch.manual_seed(0)
+    model = attention.build_model(config)
+    model.set_input_statistics(torch.rand(4, 1, 28, 28))
+    paths = pretrained.save(model, tmp_path / "m", "attention", config, {"final_test_error": 0.5}, "python -m x")
+    assert [p.name for p in paths] == ["m.pt", "m.json"]
+    loaded = pretrained.load_file(tmp_path / "m.json")
+    assert not loaded.training and loaded.config == config
+    assert loaded.summary["final_test_error"] == 0.5 and loaded.summary["command"] == "python -m x"
+    for key, value in model.state_dict().items():  # float16 storage: equal up to half precision
+        torch.testing.assert_close(loaded.state_dict()[key], value, atol=1e-3, rtol=1e-3)
+    x = torch.rand(3, 1, 28, 28)
+    torch.testing.assert_close(loaded(x), model.eval()(x), atol=2e-2, rtol=2e-2)
+
+
+def test_a_damaged_file_is_refused(tmp_path):
+    config = sorting.SortingConfig(n=4, width=0.25)
+    paths = pretrained.save(sorting.build_model(config), tmp_path / "k", "sorting", config, {}, "cmd")
+    data = bytearray(paths[0].read_bytes())
+    data[-100] ^= 0xFF
+    paths[0].write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="SHA-256"):
+        pretrained.load_file(tmp_path / "k")
+    with pytest.raises(ValueError, match="no pretrained model"):
+        pretrained.load_file(tmp_path / "missing")
+    with pytest.raises(ValueError, match="available"):
+        pretrained.load("no-such-model")
+
+
+def test_shipped_models_are_listed_checked_and_small():
+    names = set(pretrained.names())
+    missing = REQUIRED - names
+    assert not missing, f"pretrained models not shipped yet: {sorted(missing)}"
+    total = 0
+    for name in names:
+        record = json.loads((pretrained.folder() / f"{name}.json").read_text())
+        assert record["name"] == name and record["command"].startswith("python -m ashlib ")
+        total += (pretrained.folder() / f"{name}.pt").stat().st_size
+        model = pretrained.load(name)  # checks the SHA-256
+        assert not model.training and "data" in model.summary and "seconds" in model.summary
+    assert total <= 20 * 2**20
+
+
+# A fixed offline test subset for each experiment: the first 1,000 canvases / instances of the
+# run's own test set. Recorded errors were measured on the full 10,000, so the tolerance is 2
+# points plus the subset's sampling error (about 1.96 * sqrt(p (1 - p) / 1000)).
+def _tolerance(p: float, n: int) -> float:
+    return 0.02 + 1.96 * (p * (1 - p) / n) ** 0.5
+
+
+@pytest.mark.parametrize("name", sorted(n for n in REQUIRED if n.startswith("attention")))
+def test_attention_models_score_what_they_recorded(name):
+    if name not in pretrained.names():
+        pytest.fail(f"{name} is not shipped")
+    model = pretrained.load(name)
+    config = model.config
+    subset = attention.AttentionConfig(**{**vars(config), "test_size": 1000, "source": "offline"})
+    data = attention.load_data(subset)
+    scores = attention.evaluate(model, data.test_images, data.test_labels, data.test_digit_centres,
+                                seed=config.seed)
+    recorded = model.summary["final_test_error"]
+    assert abs(scores["test_error"] - recorded) <= _tolerance(recorded, 1000), (scores, recorded)
+    if "final_near_digit" in model.summary and model.summary["final_near_digit"] is not None:
+        assert abs(scores["near_digit"] - model.summary["final_near_digit"]) <= _tolerance(0.5, 1000)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in REQUIRED if n.startswith("sort")))
+def test_sorting_models_score_what_they_recorded(name):
+    if name not in pretrained.names():
+        pytest.fail(f"{name} is not shipped")
+    model = pretrained.load(name)
+    config = sorting.SortingConfig(**{**vars(model.config), "source": "offline"})
+    _, make_test = sorting.make_tasks(config)
+    error, _ = sorting.evaluate(model, make_test(), 1000)
+    recorded = model.summary["final_error"]
+    assert abs(error - recorded) <= _tolerance(recorded, 1000), (error, recorded)
+
+
+def test_the_wheel_carries_the_data_and_models(tmp_path):
+    """A non-editable install needs the offline digits and the models inside the wheel."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(tmp_path), str(root)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-2000:]
+    wheel = next(tmp_path.glob("ashlib-*.whl"))
+    members = set(zipfile.ZipFile(wheel).namelist())
+    assert "ashlib/resources/mnist_offline.npz" in members
+    for name in pretrained.names():
+        assert f"ashlib/resources/pretrained/{name}.pt" in members
+        assert f"ashlib/resources/pretrained/{name}.json" in members
