@@ -38,14 +38,9 @@ _CHECKOUT_DATA = _PACKAGE_DIR.parent / "data"
 OFFLINE_FILE = "mnist_offline.npz"
 
 
-def _packaged_data() -> Path | None:
-    """The repository's data/ as installed in a wheel (package ``ashlib.resources``), if present."""
-    try:
-        from importlib import resources
-
-        return Path(str(resources.files("ashlib.resources")))
-    except (ModuleNotFoundError, TypeError):
-        return None
+def _packaged_data() -> Path:
+    """The repository's data/ as a wheel installs it: ``ashlib/resources`` (package ``ashlib.resources``)."""
+    return _PACKAGE_DIR / "resources"
 
 
 def shipped_data() -> Path:
@@ -53,7 +48,7 @@ def shipped_data() -> Path:
     if (_CHECKOUT_DATA / OFFLINE_FILE).is_file():
         return _CHECKOUT_DATA
     packaged = _packaged_data()
-    if packaged is not None and packaged.is_dir():
+    if packaged.is_dir():
         return packaged
     raise FileNotFoundError("ashlib's shipped data is missing: neither the checkout's data/ nor the installed "
                             "ashlib.resources exists; reinstall ashlib")
@@ -240,7 +235,7 @@ def _load_full(split: str, root) -> MNIST:
 def offline_file(root: str | os.PathLike | None = None) -> Path:
     """Path of the committed offline subset: ``<root>/mnist_offline.npz``, else the checkout's."""
     for folder in (data_root(root), _CHECKOUT_DATA, _packaged_data()):
-        if folder is not None and (folder / OFFLINE_FILE).is_file():
+        if (folder / OFFLINE_FILE).is_file():
             return folder / OFFLINE_FILE
     raise FileNotFoundError(
         f"no {OFFLINE_FILE} in {data_root(root)} or {_CHECKOUT_DATA}: the offline subset ships with the git "
