@@ -60,7 +60,9 @@ __all__ = [
     "SparseGlimpse",
     "SpatialTransformerClassifier",
     "box_spread",
+    "BOX_PARAMS",
     "box_corners",
+    "raw_start_box",
     "check_collapse",
     "check_saturation",
     "glimpse_means",
@@ -97,16 +99,58 @@ def _check_positive_int(name: str, value) -> int:
     return value
 
 
-def box_corners(boxes: torch.Tensor, in_size) -> torch.Tensor:
+BOX_PARAMS = ("corners", "centre_scale")
+
+
+def _check_box_param(box_param: str, scale_range) -> tuple[float, float]:
+    if box_param not in BOX_PARAMS:
+        raise ValueError(f"box_param must be one of {BOX_PARAMS}, got {box_param!r}")
+    lo, hi = (float(v) for v in scale_range)
+    if not 0 < lo < hi <= 1:
+        raise ValueError(f"scale_range must be (min, max) fractions of the image with 0 < min < max <= 1, "
+                         f"got {scale_range!r}")
+    return lo, hi
+
+
+def box_corners(boxes: torch.Tensor, in_size, box_param: str = "corners", scale_range=(0.2, 0.6)) -> torch.Tensor:
     """Raw boxes (..., 4) -> corners (y0, x0, y1, x1) in pixel index space, (..., 4).
 
-    ``y = sigmoid(raw) * (H - 1)``, ``x = sigmoid(raw) * (W - 1)``: the same mapping as every
+    ``box_param="corners"`` (the paper's): the raw numbers are the two corners,
+    ``y = sigmoid(raw) * (H - 1)``, ``x = sigmoid(raw) * (W - 1)``, the same mapping as every
     sparse layer's means (:func:`ashlib.layers.index_space`), so a corner never leaves the image.
     The corners are not sorted: y1 < y0 gives a glimpse flipped upside down.
+
+    ``box_param="centre_scale"``: the raw numbers are (centre y, centre x, height, width): the
+    centre is ``sigmoid(raw) * (size - 1)`` and each side ``(lo + (hi - lo) * sigmoid(raw)) *
+    (size - 1)`` for ``scale_range = (lo, hi)``. Such a box can neither flip, nor shrink to a
+    point, nor grow past ``hi`` of the image; it may reach over the border (its grid points are
+    then clamped onto the edge pixels).
     """
     h, w = _check_size(in_size)
+    lo, hi = _check_box_param(box_param, scale_range)
     scale = boxes.new_tensor([h - 1, w - 1, h - 1, w - 1])
-    return torch.sigmoid(boxes) * scale
+    if box_param == "corners":
+        return torch.sigmoid(boxes) * scale
+    centre = torch.sigmoid(boxes[..., :2]) * scale[:2]
+    half = (lo + (hi - lo) * torch.sigmoid(boxes[..., 2:])) * scale[2:] / 2
+    return torch.cat([centre - half, centre + half], dim=-1)
+
+
+def raw_start_box(fractions, box_param: str = "corners", scale_range=(0.2, 0.6)) -> list[float]:
+    """The raw numbers whose box is ``fractions`` (y0, x0, y1, x1) of the image, for ``box_param``.
+
+    For ``centre_scale`` the sides are clipped into ``scale_range``.
+    """
+    box = tuple(float(v) for v in fractions)
+    if len(box) != 4 or not all(0 < v < 1 for v in box):
+        raise ValueError(f"init_box must be 4 fractions (y0, x0, y1, x1) strictly inside (0, 1), got {fractions!r}")
+    lo, hi = _check_box_param(box_param, scale_range)
+    if box_param == "corners":
+        return [_logit(v) for v in box]
+    y0, x0, y1, x1 = box
+    sides = [min(max(abs(y1 - y0), lo + 1e-3 * (hi - lo)), hi - 1e-3 * (hi - lo)),
+             min(max(abs(x1 - x0), lo + 1e-3 * (hi - lo)), hi - 1e-3 * (hi - lo))]
+    return [_logit((y0 + y1) / 2), _logit((x0 + x1) / 2)] + [_logit((v - lo) / (hi - lo)) for v in sides]
 
 
 def _grid_fractions(s: int, like: torch.Tensor) -> torch.Tensor:
@@ -221,6 +265,8 @@ class SparseGlimpse(nn.Module):
         learn_values: learn one value per glimpse, initialised to 1 (else fixed at 1).
         sigma_scale, min_sigma: the sigma mapping shared with the other sparse layers.
         saturation_threshold: |raw| above which a box parameter counts as saturated.
+        box_param, scale_range: how the four raw numbers make a box (see :func:`box_corners`):
+            ``"corners"`` (the paper's) or ``"centre_scale"`` (sides bounded by ``scale_range``).
 
     After each forward, ``saturation`` holds :func:`check_saturation` of the boxes.
     """
@@ -228,11 +274,14 @@ class SparseGlimpse(nn.Module):
     def __init__(self, in_size, glimpse_size: int, n_glimpses: int = 1, *, a_local: int = 32, a_global: int = 16,
                  region=(20, 20), chunk_size: int = 1, init_sigma: float = 1.0, learn_sigma: bool = True,
                  learn_values: bool = True, sigma_scale: float = 0.1, min_sigma: float = 0.1,
-                 saturation_threshold: float = SATURATION_THRESHOLD):
+                 saturation_threshold: float = SATURATION_THRESHOLD, box_param: str = "corners",
+                 scale_range=(0.2, 0.6)):
         super().__init__()
         self.in_size = _check_size(in_size)
         self.glimpse_size = _check_positive_int("glimpse_size", glimpse_size)
         self.n_glimpses = _check_positive_int("n_glimpses", n_glimpses)
+        self.scale_range = _check_box_param(box_param, scale_range)
+        self.box_param = box_param
         self.k = self.n_glimpses * self.glimpse_size**2
         if chunk_size is None:
             raise ValueError("chunk_size=None (pool all g*s*s Gaussians) costs k**2 memory; pass a small divisor "
@@ -266,6 +315,10 @@ class SparseGlimpse(nn.Module):
         else:
             self.register_buffer("values", values)
 
+    def corners(self, boxes: torch.Tensor) -> torch.Tensor:
+        """Raw boxes (b, g, 4) -> corners (b, g, 4) in pixels (see :func:`box_corners`)."""
+        return box_corners(boxes, self.in_size, self.box_param, self.scale_range)
+
     @property
     def samples_per_pixel(self) -> int:
         """S = 4 + a_local + a_global, the input pixels each output pixel proposes."""
@@ -288,6 +341,8 @@ class SparseGlimpse(nn.Module):
         raw_sigmas = self.sigmas.to(boxes.dtype).view(1, g, 1).expand(b, g, 2)
         corners, sigmas = index_space(boxes.reshape(b, g, 2, 2), raw_sigmas, self.in_size, self.sigma_scale,
                                       self.min_sigma)
+        if self.box_param != "corners":
+            corners = self.corners(boxes)
         means = glimpse_means(corners.reshape(b, g, 4), self.glimpse_size)
         upper = boxes.new_tensor(self.in_size) - 1
         means = torch.minimum(means.clamp(min=0), upper)  # float rounding only
@@ -345,16 +400,23 @@ class BilinearGlimpse(nn.Module):
     """
 
     def __init__(self, in_size, glimpse_size: int, n_glimpses: int = 1, *,
-                 saturation_threshold: float = SATURATION_THRESHOLD):
+                 saturation_threshold: float = SATURATION_THRESHOLD, box_param: str = "corners",
+                 scale_range=(0.2, 0.6)):
         super().__init__()
         self.in_size = _check_size(in_size)
         self.glimpse_size = _check_positive_int("glimpse_size", glimpse_size)
         self.n_glimpses = _check_positive_int("n_glimpses", n_glimpses)
+        self.scale_range = _check_box_param(box_param, scale_range)
+        self.box_param = box_param
         self.saturation_threshold = float(saturation_threshold)
         self.saturation = float("nan")
 
     def extra_repr(self) -> str:
         return f"in_size={self.in_size}, glimpse_size={self.glimpse_size}, n_glimpses={self.n_glimpses}"
+
+    def corners(self, boxes: torch.Tensor) -> torch.Tensor:
+        """Raw boxes (b, g, 4) -> corners (b, g, 4) in pixels (see :func:`box_corners`)."""
+        return box_corners(boxes, self.in_size, self.box_param, self.scale_range)
 
     def forward(self, images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         _check_forward(images, boxes, self.in_size, self.n_glimpses)
@@ -362,7 +424,7 @@ class BilinearGlimpse(nn.Module):
         b, ch = images.shape[:2]
         h, w = self.in_size
         g, s = self.n_glimpses, self.glimpse_size
-        means = glimpse_means(box_corners(boxes, self.in_size), s)  # (b, g, s, s, 2) as (y, x) pixels
+        means = glimpse_means(self.corners(boxes), s)  # (b, g, s, s, 2) as (y, x) pixels
         # align_corners=True: normalised -1 is pixel 0 and +1 is pixel size-1
         scale = boxes.new_tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
         grid = means.flip(-1) * scale - 1.0  # (x, y) order for grid_sample
@@ -477,7 +539,7 @@ class SourceNetwork(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, n_glimpses: int = 1, in_size=(100, 100), *, hidden: int = 512,
-                 init: str = "he", init_box=None):
+                 init: str = "he", init_box=None, box_param: str = "corners", scale_range=(0.2, 0.6)):
         super().__init__()
         self.in_channels = _check_positive_int("in_channels", in_channels)
         self.n_glimpses = _check_positive_int("n_glimpses", n_glimpses)
@@ -486,13 +548,11 @@ class SourceNetwork(nn.Module):
         self.net = _table2(in_channels, in_size, 4 * n_glimpses, _check_positive_int("hidden", hidden))
         _init_network(self.net, init)
         if init_box is not None:
-            box = tuple(float(v) for v in init_box)
-            if len(box) != 4 or not all(0 < v < 1 for v in box):
-                raise ValueError(f"init_box must be 4 fractions (y0, x0, y1, x1) strictly inside (0, 1), got {init_box!r}")
+            raw = raw_start_box(init_box, box_param, scale_range)
             last = self.net[-1]
             with torch.no_grad():
                 last.weight.mul_(0.1)
-                last.bias.copy_(torch.tensor([_logit(v) for v in box]).repeat(n_glimpses))
+                last.bias.copy_(torch.tensor(raw).repeat(n_glimpses))
 
     def set_input_statistics(self, images: torch.Tensor) -> None:
         """Standardise inputs with the mean and standard deviation of ``images`` (e.g. a training sample)."""
@@ -561,12 +621,13 @@ class _BoxGlimpseClassifier(nn.Module):
 
     def __init__(self, glimpser: nn.Module, in_channels, n_classes, hidden, source, init_box, head="mlp",
                  source_hidden=512, init="he"):
+        box_param, scale_range = glimpser.box_param, glimpser.scale_range
         super().__init__()
         self.in_size, self.n_glimpses, self.glimpse_size = glimpser.in_size, glimpser.n_glimpses, glimpser.glimpse_size
         self.in_channels = _check_positive_int("in_channels", in_channels)
         if source is None:
             source = SourceNetwork(in_channels, self.n_glimpses, self.in_size, hidden=source_hidden, init=init,
-                                   init_box=init_box)
+                                   init_box=init_box, box_param=box_param, scale_range=scale_range)
         elif init_box is not None:
             raise ValueError("init_box applies to the default source network; initialise your own source instead")
         self.source = source
@@ -593,7 +654,7 @@ class _BoxGlimpseClassifier(nn.Module):
         _check_images(images, self.in_channels, self.in_size)
         boxes = self.source(images)
         glimpses = self._glimpses(images, boxes, generator)
-        corners = box_corners(boxes, self.in_size)
+        corners = self.glimpser.corners(boxes)
         self.last_boxes, self.last_glimpses = corners.detach(), glimpses.detach()
         return corners, glimpses
 
@@ -630,8 +691,10 @@ class SpatialTransformerClassifier(_BoxGlimpseClassifier):
 
     def __init__(self, in_size=(100, 100), glimpse_size: int = 32, n_glimpses: int = 1, in_channels: int = 1,
                  n_classes: int = 10, *, hidden: int = 128, source: nn.Module | None = None, init_box=None,
-                 head: str = "mlp", source_hidden: int = 512, init: str = "he"):
-        super().__init__(BilinearGlimpse(in_size, glimpse_size, n_glimpses), in_channels, n_classes, hidden,
+                 head: str = "mlp", source_hidden: int = 512, init: str = "he", box_param: str = "corners",
+                 scale_range=(0.2, 0.6)):
+        super().__init__(BilinearGlimpse(in_size, glimpse_size, n_glimpses, box_param=box_param,
+                                         scale_range=scale_range), in_channels, n_classes, hidden,
                          source, init_box, head, source_hidden, init)
 
     def _glimpses(self, images, boxes, generator):

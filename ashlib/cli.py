@@ -159,7 +159,8 @@ def _run_sort(args) -> int:
         s["command"] = _command_line()
         for path in pretrained.save(result.net, args.save_model, "sorting", config, s, s["command"]):
             print(f"wrote {path}")
-    return _save(sorting.save_result, result, args.out)
+    code = _save(sorting.save_result, result, args.out)
+    return 130 if result.stopped_early else code
 
 
 def _attention_parser(sub):
@@ -189,6 +190,10 @@ def _attention_parser(sub):
     p.add_argument("--init-box", choices=["centre", "canvas", "none"], default="centre",
                    help="start box: central digit-sized (the authors' offset), the whole canvas, or none")
     p.add_argument("--paper-init", action="store_true", help="shorthand for --init pytorch --init-box none")
+    p.add_argument("--box-param", choices=["corners", "centre_scale"], default="corners",
+                   help="raw box numbers as two corners (paper) or centre + bounded size (cannot flip or collapse)")
+    p.add_argument("--scale-range", type=float, nargs=2, default=(0.2, 0.6), metavar=("MIN", "MAX"),
+                   help="centre_scale: smallest and largest box side as fractions of the canvas")
     p.add_argument("--source-hidden", type=int, default=512, help="hidden units of table 2's two dense layers")
     p.add_argument("--same-canvases", action="store_true",
                    help="reuse the same train canvases every epoch (default: fresh canvases each epoch)")
@@ -230,7 +235,7 @@ def _run_attention(args) -> int:
         model=args.model, n_glimpses=args.glimpses, glimpse_size=args.glimpse_size, canvas=args.canvas,
         n_distractors=args.distractors, train_size=args.train_size, test_size=args.test_size, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, source_lr=args.source_lr, warmup=args.warmup, init=init,
-        init_box=init_box, head=args.head, source_hidden=args.source_hidden, fresh_canvases=not args.same_canvases,
+        init_box=init_box, head=args.head, box_param=args.box_param, scale_range=tuple(args.scale_range), source_hidden=args.source_hidden, fresh_canvases=not args.same_canvases,
         eval_every=args.eval_every, source=args.source, seed=args.seed, device=args.device,
     )
     _prepare_out(args.out, args.resume)
@@ -257,7 +262,8 @@ def _run_attention(args) -> int:
         s["command"] = _command_line()
         for path in pretrained.save(result.model, args.save_model, "attention", config, s, s["command"]):
             print(f"wrote {path}")
-    return _save(attention.save_result, result, args.out)
+    code = _save(attention.save_result, result, args.out)
+    return 130 if result.stopped_early else code
 
 
 def _command_line() -> str:
@@ -280,12 +286,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt_on_signals() -> None:
+    """Turn SIGTERM (and SIGINT, which a shell ignores for background jobs) into KeyboardInterrupt,
+    so a run stopped by ``kill`` saves its checkpoint and curves like one stopped by Ctrl-C."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    previous = _signal_handlers()
+    _interrupt_on_signals()
     try:
         return args.run(args)
     except ValueError as error:  # bad settings: say what was wrong without a traceback
@@ -294,3 +319,21 @@ def main(argv=None) -> int:
     except OSError as error:  # a file could not be read or written
         print(f"error: {error}", file=sys.stderr)
         return 1
+    finally:
+        _restore_signal_handlers(previous)
+
+
+def _signal_handlers() -> dict:
+    import signal
+
+    return {s: signal.getsignal(s) for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None}
+
+
+def _restore_signal_handlers(handlers: dict) -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for s, handler in handlers.items():
+            if handler is not None:
+                signal.signal(s, handler)

@@ -282,3 +282,49 @@ def test_saturation_is_flagged_at_plus_minus_20_and_not_at_0():
         assert layer.saturation == 1.0
     with pytest.warns(GlimpseSaturationWarning):
         BilinearGlimpse((12, 12), 3).train()(images, raw.clone())
+
+
+def test_centre_scale_boxes_hand_worked_and_bounded():
+    """centre_scale: raw (0, 0, 0, 0) is a centred box of side (lo + hi) / 2; extreme raw values
+    stay within the size bounds and never flip."""
+    from ashlib.attention import raw_start_box
+
+    size = (41, 21)
+    zero = torch.zeros(1, 1, 4)
+    c = box_corners(zero, size, "centre_scale", (0.2, 0.6))
+    # centre (20, 10); sides 0.4 * (40, 20) = (16, 8)
+    torch.testing.assert_close(c, torch.tensor([[[12.0, 6.0, 28.0, 14.0]]]))
+    extreme = torch.tensor([[[30.0, -30.0, 50.0, -50.0]]])
+    y0, x0, y1, x1 = box_corners(extreme, size, "centre_scale", (0.2, 0.6)).unbind(-1)
+    assert float(y1 - y0) <= 0.6 * 40 + 1e-4 and float(x1 - x0) >= 0.2 * 20 - 1e-4
+    # raw_start_box inverts box_corners for boxes whose sides lie inside the range
+    frac = (0.3, 0.2, 0.7, 0.6)
+    raw = torch.tensor(raw_start_box(frac, "centre_scale", (0.2, 0.6))).view(1, 1, 4)
+    torch.testing.assert_close(box_corners(raw, (101, 101), "centre_scale", (0.2, 0.6)) / 100,
+                               torch.tensor([[frac]]), atol=1e-5, rtol=0)
+    raw = torch.tensor(raw_start_box(frac)).view(1, 1, 4)
+    torch.testing.assert_close(box_corners(raw, (101, 101)) / 100, torch.tensor([[frac]]), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="box_param"):
+        box_corners(zero, size, "centre")
+    with pytest.raises(ValueError, match="scale_range"):
+        box_corners(zero, size, "centre_scale", (0.6, 0.2))
+
+
+@pytest.mark.parametrize("module", ["sparse", "bilinear"])
+def test_centre_scale_glimpse_reads_the_same_grid(module):
+    """A glimpse module with centre_scale reads exactly the grid of the equivalent corner box."""
+    from ashlib.attention import raw_start_box
+
+    images = torch.rand(2, 1, 30, 30)
+    frac = (0.25, 0.3, 0.65, 0.7)
+    raw_cs = torch.tensor(raw_start_box(frac, "centre_scale")).view(1, 1, 4).expand(2, 1, 4).contiguous()
+    raw_c = torch.tensor(raw_start_box(frac)).view(1, 1, 4).expand(2, 1, 4).contiguous()
+    if module == "sparse":
+        a = SparseGlimpse((30, 30), 6, a_local=2, a_global=1, region=(4, 4), box_param="centre_scale")
+        b = SparseGlimpse((30, 30), 6, a_local=2, a_global=1, region=(4, 4))
+        ya = a(images, raw_cs, generator=torch.Generator().manual_seed(3))
+        yb = b(images, raw_c, generator=torch.Generator().manual_seed(3))
+    else:
+        ya = BilinearGlimpse((30, 30), 6, box_param="centre_scale")(images, raw_cs)
+        yb = BilinearGlimpse((30, 30), 6)(images, raw_c)
+    torch.testing.assert_close(ya, yb, atol=1e-4, rtol=1e-4)

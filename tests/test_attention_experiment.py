@@ -202,3 +202,29 @@ def test_command_line_writes_results_and_a_loadable_model(tmp_path):
                  "--resume"]) == 0
     assert json.loads((out / "summary.json").read_text())["final_test_error"] == s["final_test_error"]
     assert main(["attention", "--resume"]) == 2  # needs --out
+
+
+def test_a_killed_command_line_run_saves_its_checkpoint(tmp_path):
+    """SIGTERM (or Ctrl-C) during `python -m ashlib attention` saves curves and a checkpoint, exit 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ashlib", "attention", "--model", "stn", "--canvas", "28",
+                             "--glimpse-size", "8", "--distractors", "2", "--train-size", "32000", "--test-size",
+                             "32", "--epochs", "1", "--batch-size", "32", "--source-hidden", "16", "--source",
+                             "offline", "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    deadline = time.time() + 120
+    while not (out / "checkpoint.pt").exists() and time.time() < deadline:  # written after 500 batches
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output[-2000:]
+    assert "--resume" in output
+    s = json.loads((out / "summary.json").read_text())
+    assert s["stopped_early"].startswith("interrupted after") and s["batches"] >= 500

@@ -30,6 +30,7 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from ..attention import _check_box_param
 from ..attention import (CENTRE_BOX, HEADS, INITS, ConvNetBaseline, GlimpseClassifier, GlimpseSaturationWarning,
                          SpatialTransformerClassifier, box_spread, check_collapse)
 from ..config import quick_mode, seed_everything
@@ -69,6 +70,8 @@ class AttentionConfig:
     init: str = "he"  # source network initialisation: "he" or "pytorch" (the paper's)
     init_box: tuple | str | None = "centre"
     head: str = "mlp"  # "mlp" (paper) or "conv"
+    box_param: str = "corners"  # "corners" (paper) or "centre_scale" (bounded size, cannot flip or collapse)
+    scale_range: tuple = (0.2, 0.6)  # centre_scale: smallest and largest box side, as fractions of the canvas
     source_hidden: int = 512  # table 2's two hidden layers
     fresh_canvases: bool = True
     chunk_size: int = 1
@@ -88,6 +91,8 @@ class AttentionConfig:
             raise ValueError(f"init_box must be one of {tuple(INIT_BOXES)}, 4 fractions or None, got {self.init_box!r}")
         if isinstance(self.init_box, list):
             self.init_box = tuple(self.init_box)
+        self.scale_range = tuple(float(v) for v in self.scale_range)
+        _check_box_param(self.box_param, self.scale_range)
         quick = quick_mode()
         defaults = dict(glimpse_size=12 if quick else (32 if self.n_glimpses == 1 else 12),
                         canvas=40 if quick else 100, n_distractors=4 if quick else 8,
@@ -174,7 +179,7 @@ def build_model(config: AttentionConfig) -> torch.nn.Module:
     if config.model == "convnet":
         return ConvNetBaseline(1, size, hidden=config.source_hidden, init=config.init)
     common = dict(init_box=config.box_fractions, head=config.head, source_hidden=config.source_hidden,
-                  init=config.init)
+                  init=config.init, box_param=config.box_param, scale_range=config.scale_range)
     if config.model == "stn":
         return SpatialTransformerClassifier(size, config.glimpse_size, config.n_glimpses, **common)
     region = min(20, config.canvas)
