@@ -60,3 +60,28 @@ def repeat_mask(keys: torch.Tensor) -> torch.Tensor:
     repeated_sorted = torch.zeros_like(sorted_keys, dtype=torch.bool)
     repeated_sorted[..., 1:] = sorted_keys[..., 1:] == sorted_keys[..., :-1]
     return torch.zeros_like(repeated_sorted).scatter(-1, order, repeated_sorted)
+
+
+def repeat_rows_mask(rows: torch.Tensor) -> torch.Tensor:
+    """True where ``rows[..., j, :]`` equals some ``rows[..., i, :]`` with ``i < j``, for 0/1 rows (..., s, n).
+
+    Exact, with memory linear in the input (no s x s comparison): each row is packed into
+    ceil(n / 62) int64 words, the
+    rows are sorted lexicographically by stable sorts from the last word to the first (so equal
+    rows keep their original order), and a row is a repeat when it equals its predecessor in that
+    order. Comparing every pair of rows instead would cost O(s^2 n).
+    """
+    *batch, s, n = rows.shape
+    words = -(-n // 62)
+    bits = torch.zeros(*batch, s, words * 62, dtype=torch.long, device=rows.device)
+    bits[..., :n] = rows.long()
+    weights = torch.ones(62, dtype=torch.long, device=rows.device) << torch.arange(62, device=rows.device)
+    packed = (bits.view(*batch, s, words, 62) * weights).sum(-1)  # (..., s, words)
+    order = torch.arange(s, device=rows.device).expand(*batch, s)
+    for w in reversed(range(words)):  # least significant word first: a stable LSD radix sort over words
+        keys = packed[..., w].gather(-1, order)
+        order = order.gather(-1, torch.sort(keys, dim=-1, stable=True).indices)
+    ordered = packed.gather(-2, order.unsqueeze(-1).expand(*batch, s, words))
+    repeated_sorted = torch.zeros(*batch, s, dtype=torch.bool, device=rows.device)
+    repeated_sorted[..., 1:] = (ordered[..., 1:, :] == ordered[..., :-1, :]).all(-1)
+    return torch.zeros_like(repeated_sorted).scatter(-1, order, repeated_sorted)

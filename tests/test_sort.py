@@ -194,3 +194,20 @@ def test_local_proposal_for_two_items_is_the_exact_two_permutation_mixture():
     torch.testing.assert_close(out.squeeze(-1), expected)
     with pytest.raises(ValueError, match="local"):
         ashlib.quicksort(keys, items, local=-1)
+
+
+@pytest.mark.parametrize("n", [4, 62, 63, 130])
+def test_repeated_half_permutations_are_found_exactly(n):
+    """repeat_rows_mask against a brute-force pairwise comparison, rows of n bits (1, 2 and 3 words)."""
+    from ashlib.indexing import repeat_rows_mask
+
+    g = torch.Generator().manual_seed(n)
+    base = torch.rand(3, 5, n, generator=g) < 0.5
+    rows = base[:, torch.randint(0, 5, (12,), generator=g)]  # 12 rows drawn from 5: many repeats
+    rows[:, 7, -1] = ~rows[:, 7, -1]  # differs from its source in the last bit only
+    mask = repeat_rows_mask(rows)
+    expected = torch.zeros(3, 12, dtype=torch.bool)
+    for b in range(3):
+        for j in range(12):
+            expected[b, j] = any(bool((rows[b, i] == rows[b, j]).all()) for i in range(j))
+    assert torch.equal(mask, expected)
