@@ -141,8 +141,6 @@ def _run_sort(args) -> int:
           f"batches={config.iterations} width={config.width} draws={config.draws} seed={config.seed} ({mode})")
     from pathlib import Path
 
-    from . import pretrained
-
     checkpoint = Path(args.out) / "checkpoint.pt" if args.out else None
     result = sorting.train(config, progress=True, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
                            resume=args.resume)
@@ -155,12 +153,7 @@ def _run_sort(args) -> int:
         print(f"final test error {s['final_error']:.2%} (best {s['best_error']:.2%}) | element error "
               f"{s['final_element_error']:.2%} | {config.eval_instances:,} test instances | {s['batches']} batches "
               f"in {s['seconds']:.0f} s")
-    if args.save_model and not result.stopped_early:
-        s["command"] = _command_line()
-        for path in pretrained.save(result.net, args.save_model, "sorting", config, s, s["command"]):
-            print(f"wrote {path}")
-    code = _save(sorting.save_result, result, args.out)
-    return 130 if result.stopped_early else code
+    return _finish(args, "sorting", sorting, result, result.net, config, s)
 
 
 def _attention_parser(sub):
@@ -227,7 +220,6 @@ def _prepare_out(out, resume: bool) -> None:
 def _run_attention(args) -> int:
     from pathlib import Path
 
-    from . import pretrained
     from .experiments import attention
 
     init, init_box = ("pytorch", None) if args.paper_init else (args.init, None if args.init_box == "none" else args.init_box)
@@ -258,11 +250,18 @@ def _run_attention(args) -> int:
               f"{s['batches']} batches in {s['seconds']:.0f} s (+{s['eval_seconds']:.0f} s evaluation)")
     if s["collapse"]:
         print(f"warning: {s['collapse']}")
+    return _finish(args, "attention", attention, result, result.model, config, s)
+
+
+def _finish(args, experiment: str, module, result, model, config, summary: dict) -> int:
+    """Save the model (--save-model, finished runs only) and the run's files (--out); 130 if interrupted."""
+    from . import pretrained
+
     if args.save_model and not result.stopped_early:
-        s["command"] = _command_line()
-        for path in pretrained.save(result.model, args.save_model, "attention", config, s, s["command"]):
+        summary["command"] = _command_line()
+        for path in pretrained.save(model, args.save_model, experiment, config, summary, summary["command"]):
             print(f"wrote {path}")
-    code = _save(attention.save_result, result, args.out)
+    code = _save(module.save_result, result, args.out)
     return 130 if result.stopped_early else code
 
 
