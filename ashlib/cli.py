@@ -103,6 +103,8 @@ def _sort_parser(sub):
     p.add_argument("--intermediate", action="store_true", help="quicksort: add the intermediate loss")
     p.add_argument("--iterations", type=int, default=None, help="batches (default 50,000; 300 in quick mode)")
     p.add_argument("--lr", type=float, default=5e-5, help="Adam learning rate (paper: 5e-5)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                   help="constant (the paper's) or cosine: anneal the rate(s) to 0 over the run")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--width", type=float, default=1.0, help="key network channels relative to the paper's")
     p.add_argument("--samples", type=int, default=None, help="quicksort: random half-permutations per round (default n)")
@@ -131,6 +133,7 @@ def _run_sort(args) -> int:
 
     config = sorting.SortingConfig(
         n=args.n, method=args.method, intermediate=args.intermediate, iterations=args.iterations, lr=args.lr,
+        lr_schedule=args.lr_schedule,
         batch_size=args.batch_size, width=args.width, samples=args.samples, local=args.local, draws=args.draws, C=args.C, tau=args.tau,
         eval_every=args.eval_every, eval_instances=args.eval_instances, source=args.source, seed=args.seed,
         device=args.device,
@@ -174,6 +177,8 @@ def _attention_parser(sub):
     p.add_argument("--epochs", type=int, default=None, help="paper: 70")
     p.add_argument("--batch-size", type=int, default=None, help="paper: 128 (quick: 32)")
     p.add_argument("--lr", type=float, default=None, help="learning rate of the head (default 1e-3; paper: 1e-4)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                   help="constant (the paper's) or cosine: anneal the rate(s) to 0 over the run")
     p.add_argument("--source-lr", type=float, default=None,
                    help="learning rate of the source network (default: lr/10 sparse, lr/30 stn)")
     p.add_argument("--warmup", type=int, default=0, help="batches of linear warm-up for the source learning rate")
@@ -227,6 +232,7 @@ def _run_attention(args) -> int:
         model=args.model, n_glimpses=args.glimpses, glimpse_size=args.glimpse_size, canvas=args.canvas,
         n_distractors=args.distractors, train_size=args.train_size, test_size=args.test_size, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, source_lr=args.source_lr, warmup=args.warmup, init=init,
+        lr_schedule=args.lr_schedule,
         init_box=init_box, head=args.head, box_param=args.box_param, scale_range=tuple(args.scale_range), source_hidden=args.source_hidden, fresh_canvases=not args.same_canvases,
         eval_every=args.eval_every, source=args.source, seed=args.seed, device=args.device,
     )

@@ -96,16 +96,16 @@ def test_he_init_lets_the_source_network_see_the_image():
 def test_source_network_gets_its_own_learning_rate_with_warmup():
     config = tiny("sparse", lr=1e-3, source_lr=2e-4, warmup=4, epochs=1, train_size=64)
     result = train(config, progress=False)
-    from ashlib.experiments.attention import _optimiser, _set_source_lr
+    from ashlib.experiments.attention import _optimiser, _set_lrs
 
     optimiser = _optimiser(result.model, config)
     groups = {g["name"]: g for g in optimiser.param_groups}
     assert {id(p) for p in groups["source"]["params"]} == {id(p) for p in result.model.source.parameters()}
     n_all = sum(1 for _ in result.model.parameters())
     assert len(groups["head"]["params"]) + len(groups["source"]["params"]) == n_all
-    _set_source_lr(optimiser, config, 0)
+    _set_lrs(optimiser, config, 0)
     assert math.isclose(groups["source"]["lr"], 2e-4 / 4) and groups["head"]["lr"] == 1e-3
-    _set_source_lr(optimiser, config, 10)
+    _set_lrs(optimiser, config, 10)
     assert math.isclose(groups["source"]["lr"], 2e-4)
 
 
@@ -228,3 +228,21 @@ def test_a_killed_command_line_run_saves_its_checkpoint(tmp_path):
     assert "--resume" in output
     s = json.loads((out / "summary.json").read_text())
     assert s["stopped_early"].startswith("interrupted after") and s["batches"] >= 500
+
+
+def test_cosine_schedule_anneals_both_rates_to_zero():
+    config = tiny("sparse", lr=1e-3, source_lr=2e-4, warmup=0, epochs=1, train_size=64, lr_schedule="cosine")
+    from ashlib.experiments.attention import _optimiser, _set_lrs
+
+    model = build_model(config)
+    optimiser = _optimiser(model, config)
+    groups = {g["name"]: g for g in optimiser.param_groups}
+    steps = config.steps
+    _set_lrs(optimiser, config, 0)
+    assert math.isclose(groups["head"]["lr"], 1e-3) and math.isclose(groups["source"]["lr"], 2e-4)
+    _set_lrs(optimiser, config, steps // 2 if steps % 2 == 0 else steps / 2)  # halfway: cos(pi/2) = 0
+    assert math.isclose(groups["head"]["lr"], 0.5e-3) and math.isclose(groups["source"]["lr"], 1e-4)
+    _set_lrs(optimiser, config, steps)
+    assert groups["head"]["lr"] < 1e-12 and groups["source"]["lr"] < 1e-12
+    with pytest.raises(ValueError, match="lr_schedule"):
+        tiny("sparse", lr_schedule="linear")

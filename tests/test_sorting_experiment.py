@@ -93,10 +93,10 @@ def test_draws_average_independent_sorts():
         SortingConfig(draws=0)
 
 
-@pytest.mark.parametrize("method", ["quicksort", "softsort"])
-def test_resume_continues_a_run_exactly(tmp_path, method):
+@pytest.mark.parametrize("method,schedule", [("quicksort", "cosine"), ("softsort", "constant")])
+def test_resume_continues_a_run_exactly(tmp_path, method, schedule):
     config = SortingConfig(n=4, method=method, iterations=12, eval_every=4, eval_instances=50, width=0.25, lr=2e-3,
-                           batch_size=8)
+                           batch_size=8, lr_schedule=schedule)
     tasks = lambda: (GreyDigits(4, seed=0), lambda: GreyDigits(4, seed=99))
     whole = train(config, progress=False, tasks=tasks())
     path = tmp_path / "checkpoint.pt"
@@ -117,3 +117,21 @@ def test_resume_continues_a_run_exactly(tmp_path, method):
     assert rest.losses == whole.losses and rest.eval_error == whole.eval_error
     for a, b in zip(rest.net.state_dict().values(), whole.net.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_cosine_schedule_sets_the_rate_of_every_batch(monkeypatch):
+    """Batch t (0-based) of T trains at lr * (1 + cos(pi t / T)) / 2: 4 batches give 1, .854, .5, .146."""
+    seen = []
+    original = torch.optim.Adam.step
+
+    def recording(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording)
+    config = SortingConfig(n=4, method="softsort", iterations=4, eval_every=4, eval_instances=10, width=0.25, lr=1e-3,
+                           batch_size=4, lr_schedule="cosine")
+    train(config, progress=False, tasks=(GreyDigits(4, seed=0), lambda: GreyDigits(4, seed=99)))
+    assert seen == pytest.approx([1e-3, 0.8535534e-3, 0.5e-3, 0.1464466e-3], rel=1e-6)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        SortingConfig(lr_schedule="step")

@@ -34,6 +34,7 @@ from ..attention import _check_box_param
 from ..attention import (CENTRE_BOX, HEADS, INITS, ConvNetBaseline, GlimpseClassifier, GlimpseSaturationWarning,
                          SpatialTransformerClassifier, box_spread, check_collapse)
 from ..config import quick_mode, seed_everything
+from .schedule import check_schedule, lr_factor
 
 MODELS = ("sparse", "stn", "convnet")
 INIT_BOXES = {"centre": CENTRE_BOX, "canvas": (0.05, 0.05, 0.95, 0.95)}
@@ -67,6 +68,7 @@ class AttentionConfig:
     lr: float | None = None  # head; 1e-3 (the paper: 1e-4 for everything)
     source_lr: float | None = None  # source network; default lr * SOURCE_LR_RATIO[model]
     warmup: int = 0  # batches of linear warm-up for source_lr
+    lr_schedule: str = "constant"  # "constant" or "cosine": both rates annealed to 0 over the run
     init: str = "he"  # source network initialisation: "he" or "pytorch" (the paper's)
     init_box: tuple | str | None = "centre"
     head: str = "mlp"  # "mlp" (paper) or "conv"
@@ -112,6 +114,7 @@ class AttentionConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        check_schedule(self.lr_schedule)
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise ValueError(f"warmup must be an int >= 0 (batches), got {self.warmup!r}")
         if self.eval_every is not None and (not isinstance(self.eval_every, int) or self.eval_every < 1):
@@ -287,11 +290,15 @@ def _optimiser(model, config: AttentionConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups)
 
 
-def _set_source_lr(optimiser, config: AttentionConfig, step: int) -> None:
+def _set_lrs(optimiser, config: AttentionConfig, step: int) -> None:
+    """Both groups' rates at batch ``step``: the schedule's factor, and the source's warm-up."""
+    factor = lr_factor(config.lr_schedule, step, config.steps)
     for group in optimiser.param_groups:
         if group.get("name") == "source":
-            scale = min(1.0, (step + 1) / config.warmup) if config.warmup else 1.0
-            group["lr"] = config.source_lr * scale
+            warm = min(1.0, (step + 1) / config.warmup) if config.warmup else 1.0
+            group["lr"] = config.source_lr * warm * factor
+        else:
+            group["lr"] = config.lr * factor
 
 
 def _checkpoint(path: Path, model, optimiser, result: AttentionResult, step: int) -> None:
@@ -346,7 +353,7 @@ def train(config: AttentionConfig, progress: bool = True, data: AttentionData | 
     try:
         for step in range(start_step, config.steps):
             x, y = data.train_batch(config, step)
-            _set_source_lr(optimiser, config, step)
+            _set_lrs(optimiser, config, step)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", GlimpseSaturationWarning)  # recorded per evaluation instead
                 logits = model(x.to(device))

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..config import quick_mode, seed_everything
 from ..sort import intermediate_loss, quicksort
+from .schedule import check_schedule, lr_factor, set_lr
 from ..sort_baselines import apply_permutation, neuralsort, softsort
 
 METHODS = ("quicksort", "neuralsort", "softsort")
@@ -40,6 +41,7 @@ class SortingConfig:
     intermediate: bool = False  # quicksort only: the paper's intermediate loss
     batch_size: int = 64
     lr: float = 5e-5  # the paper's
+    lr_schedule: str = "constant"  # "constant" (the paper's) or "cosine" (annealed to 0 over the run)
     iterations: int | None = None  # full: 50,000 batches; quick: 300
     samples: int | None = None  # quicksort: random half-permutations per round (paper: n)
     local: int = 0  # quicksort: proposals per round one swap away from the hard split (0: the paper's)
@@ -66,6 +68,7 @@ class SortingConfig:
             self.eval_instances = 1_000 if quick_mode() else 10_000
         if min(self.iterations, self.batch_size, self.eval_every, self.eval_instances) < 1 or not self.width > 0:
             raise ValueError("iterations, batch_size, eval_every, eval_instances and width must be positive")
+        check_schedule(self.lr_schedule)
         if not isinstance(self.draws, int) or isinstance(self.draws, bool) or self.draws < 1:
             raise ValueError(f"draws must be an int >= 1, got {self.draws!r}")
         if not isinstance(self.local, int) or isinstance(self.local, bool) or self.local < 0:
@@ -248,6 +251,7 @@ def train(config: SortingConfig, progress: bool = True, tasks=None, *, checkpoin
                disable=not progress, mininterval=1.0, initial=first - 1, total=config.iterations)
     try:
         for it in bar:
+            set_lr(optimiser, {"": config.lr}, lr_factor(config.lr_schedule, it - 1, config.iterations))
             images, numbers, perm = train_task.sample(config.batch_size)
             images, perm = images.to(device), perm.to(device)
             target = images.gather(1, perm.view(*perm.shape, 1, 1, 1).expand_as(images))
