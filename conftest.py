@@ -7,3 +7,5 @@ os.environ.setdefault("ASHLIB_QUICK", "1")
 # One thread per worker: two xdist workers on two cores, and reproducible notebook outputs.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# Exercises: the reference solutions replace the stubs, and a failing self-check fails its cell.
+os.environ.setdefault("ASHLIB_SOLUTIONS", "1")

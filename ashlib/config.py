@@ -21,6 +21,22 @@ def quick_mode() -> bool:
     return os.environ.get("ASHLIB_QUICK", "").strip().lower() in _TRUE
 
 
+def show_progress(requested: bool = True) -> bool:
+    """Whether to draw a progress bar: as requested, unless ``ASHLIB_PROGRESS=0``.
+
+    ``scripts/run_notebooks.py`` sets ``ASHLIB_PROGRESS=0`` when it executes a notebook for
+    storage, so stored outputs hold the final text lines instead of bars frozen at "0%".
+    """
+    return bool(requested) and os.environ.get("ASHLIB_PROGRESS", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def progress(iterable, *, disable: bool = False, **kwargs):
+    """``tqdm.auto.tqdm(iterable, **kwargs)``, off under ``ASHLIB_PROGRESS=0`` (see :func:`show_progress`)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=disable or not show_progress(), **kwargs)
+
+
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch; return a torch.Generator seeded the same way."""
     random.seed(seed)

@@ -30,6 +30,8 @@ from typing import BinaryIO, Callable, NamedTuple
 import numpy as np
 import torch
 
+from .config import show_progress
+
 # --------------------------------------------------------------------------------------------
 # where files live
 
@@ -124,7 +126,7 @@ def fetch_url(url: str, out: BinaryIO, *, progress: bool = True, timeout: float 
     request = urllib.request.Request(url, headers={"User-Agent": "ashlib (python urllib)"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         total = response.headers.get("Content-Length")
-        with tqdm(total=int(total) if total else None, unit="B", unit_scale=True, disable=not progress,
+        with tqdm(total=int(total) if total else None, unit="B", unit_scale=True, disable=not show_progress(progress),
                   desc=url.rsplit("/", 1)[-1], leave=False) as bar:
             while chunk := response.read(1 << 16):
                 out.write(chunk)
@@ -503,7 +505,7 @@ class ClutteredMNIST(torch.utils.data.Dataset):
             self._images = saved["images"]
             return path
         images = torch.empty(self.length, self.size, self.size, dtype=torch.uint8)
-        for start in tqdm(range(0, self.length, batch_size), disable=not progress,
+        for start in tqdm(range(0, self.length, batch_size), disable=not show_progress(progress),
                           desc=f"cluttered MNIST {self.split}", unit="batch"):
             stop = min(start + batch_size, self.length)
             images[start:stop] = self.render(torch.arange(start, stop))

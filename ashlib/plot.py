@@ -21,17 +21,25 @@ def sample_kinds(rank: int, a_local: int, a_global: int) -> list[str]:
     return ["nearest"] * 2**rank + ["local"] * a_local + ["global"] * a_global
 
 
-def plot_matrix(W, ax=None, title=None, cmap="RdBu_r", colorbar=True):
-    """Heat map of a 2-D matrix with a colour scale symmetric around zero (zero is white)."""
+def plot_matrix(W, ax=None, title=None, cmap=None, colorbar=True):
+    """Heat map of a 2-D matrix.
+
+    With ``cmap=None`` a matrix with negative entries gets a diverging map symmetric around zero
+    (zero is white) and a non-negative one (densities, proportions) a sequential map from zero.
+    At most about 16 tick labels per axis, so they never overprint.
+    """
     W = _numpy(W)
     ax = ax or plt.gca()
     lim = max(float(np.abs(W).max()), 1e-12)
-    im = ax.imshow(W, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
+    if cmap is None:
+        cmap = "RdBu_r" if float(W.min()) < 0 else "viridis"
+    low = 0.0 if cmap != "RdBu_r" and float(W.min()) >= 0 else -lim
+    im = ax.imshow(W, cmap=cmap, vmin=low, vmax=lim, interpolation="nearest")
     ax.set_xlabel("input index (column)")
     ax.set_ylabel("output index (row)")
-    ax.set_xticks(range(W.shape[1]))
-    ax.set_yticks(range(W.shape[0]))
-    ax.tick_params(labelsize=7)
+    ax.set_xticks(range(0, W.shape[1], max(1, -(-W.shape[1] // 16))))
+    ax.set_yticks(range(0, W.shape[0], max(1, -(-W.shape[0] // 16))))
+    ax.tick_params(labelsize=9)
     if title:
         ax.set_title(title)
     if colorbar:
@@ -75,7 +83,7 @@ def plot_sparse_weights(indices, weights, shape, *, means=None, sigmas=None, kin
     ax.set_xlim(-0.5, shape[1] - 0.5)
     ax.set_ylim(shape[0] - 0.5, -0.5)
     if legend:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=8, frameon=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=9, frameon=False)
     return ax
 
 
@@ -130,7 +138,7 @@ def plot_learning_curves(curves, ax=None, log=True, floor=1e-5):
         ax.set_yscale("log")
     ax.set_xlabel("batches")
     ax.set_ylabel("evaluation MSE (rounded means)")
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=9, frameon=False)
     return ax
 
 
@@ -160,7 +168,7 @@ def plot_item_rows(rows, ax=None, labels=None, cmap="Greys"):
     h = rows[0].shape[-2]
     ax.set_xticks([])
     if labels:
-        ax.set_yticks([i * (h + 2) + h / 2 for i in range(len(rows))], labels, fontsize=8)
+        ax.set_yticks([i * (h + 2) + h / 2 for i in range(len(rows))], labels, fontsize=9)
     else:
         ax.set_yticks([])
     return ax

@@ -73,7 +73,7 @@ def draw_identity_snapshot(result, index: int, seed: int = 0):
     curve.axvline(it, color="tab:red", lw=1)
     curve.set_yscale("log")
     curve.set_xlabel("batches")
-    curve.legend(fontsize=8, frameon=False)
+    curve.legend(fontsize=9, frameon=False)
     fig.tight_layout()
     return fig, on_diagonal
 
@@ -165,7 +165,7 @@ def draw_glimpse_layer(glimpser, image, boxes, seed: int = 0, show_tuples: int =
         ax.scatter(indices[0, pick, 2], indices[0, pick, 1], marker="x", s=12, color=plt.cm.tab10(p + 1),
                    label=f"tuples of output pixel {p}")
     ax.set_title("means and sampled input pixels", fontsize=9)
-    ax.legend(fontsize=6, loc="lower left", frameon=True)
+    ax.legend(fontsize=9, loc="lower left", frameon=True)
     ax.set_xticks([])
     ax.set_yticks([])
     for j in range(g):

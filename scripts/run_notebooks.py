@@ -3,8 +3,12 @@
     python scripts/run_notebooks.py notebooks/01_sampling.ipynb [...]        # full mode
     python scripts/run_notebooks.py --quick notebooks/02_identity.ipynb       # quick mode
 
-Runs with one thread (reproducible numbers), kernel ``python3``, and removes the widget
-state that GitHub cannot render. Each notebook's first cell prints the mode it ran in.
+Runs with one thread (reproducible numbers), kernel ``python3``, progress bars off
+(``ASHLIB_PROGRESS=0``: a stored bar would stay frozen at its first frame) and the exercises'
+reference solutions swapped in (``ASHLIB_SOLUTIONS=1``, as under the test suite). It removes the
+widget state that GitHub cannot render and replaces each widget's text stand-in
+("interactive(children=...") with a line saying the explorer needs a live kernel. Each
+notebook's first cell prints the mode it ran in.
 """
 
 import argparse
@@ -16,8 +20,14 @@ import nbformat
 from nbclient import NotebookClient
 
 
+WIDGET_STAND_IN = ("[interactive explorer: it appears when you run this cell in Jupyter; "
+                   "the static figure below shows one setting]")
+
+
 def execute(path: str, quick: bool, timeout: int) -> None:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    os.environ["ASHLIB_PROGRESS"] = "0"
+    os.environ["ASHLIB_SOLUTIONS"] = "1"
     if quick:
         os.environ["ASHLIB_QUICK"] = "1"
     else:
@@ -28,6 +38,11 @@ def execute(path: str, quick: bool, timeout: int) -> None:
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}}).execute()
     nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "application/vnd.jupyter.widget-view+json" in data:
+                data["text/plain"] = WIDGET_STAND_IN
     nbformat.write(nb, path)
     print(f"{path}: executed in {'quick' if quick else 'full'} mode in {time.time() - start:.0f} s")
 

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from ..attention import _check_box_param
 from ..attention import (CENTRE_BOX, HEADS, INITS, ConvNetBaseline, GlimpseClassifier, GlimpseSaturationWarning,
                          SpatialTransformerClassifier, box_spread, check_collapse)
-from ..config import quick_mode, seed_everything
+from ..config import quick_mode, seed_everything, show_progress
 from .schedule import check_schedule, lr_factor
 
 MODELS = ("sparse", "stn", "convnet")
@@ -346,7 +346,7 @@ def train(config: AttentionConfig, progress: bool = True, data: AttentionData | 
         result.seconds, result.eval_seconds = state["seconds"], state["eval_seconds"]
         start_step = state["step"]
     eval_every = config.eval_every or config.steps_per_epoch
-    bar = tqdm(total=config.steps, initial=start_step, desc=f"attention {config.model}", disable=not progress,
+    bar = tqdm(total=config.steps, initial=start_step, desc=f"attention {config.model}", disable=not show_progress(progress),
                mininterval=2.0)
     step = start_step
     tick = time.perf_counter()

@@ -1,0 +1,268 @@
+"""Self-checks for the notebooks' exercises.
+
+Each exercise is a function stub in a notebook, decorated with :func:`exercise`. The student
+fills it in and runs :func:`check`, which tests the answer on several inputs against an
+independent computation (ashlib's own implementation, autograd, or brute force) and prints
+whether it is right and, if not, the first input where it goes wrong.
+
+With the environment variable ``ASHLIB_SOLUTIONS=1`` (set by the test suite and by
+``scripts/run_notebooks.py``) :func:`exercise` swaps every stub for the reference answer in
+:mod:`ashlib.solutions`, and a failing check raises: that is how CI exercises every self-check
+without anyone's answer in the notebook. An empty stub returns None, which no check accepts.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+__all__ = ["EXERCISES", "check", "exercise", "solutions_enabled"]
+
+
+def solutions_enabled() -> bool:
+    """True when ``ASHLIB_SOLUTIONS`` is 1/true/yes/on: stubs become the reference solutions."""
+    return os.environ.get("ASHLIB_SOLUTIONS", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def exercise(stub):
+    """Decorator for a notebook's exercise stub: the stub itself, or the reference solution of
+    the same name when :func:`solutions_enabled`."""
+    if stub.__name__ not in EXERCISES:
+        raise ValueError(f"no exercise named {stub.__name__!r}; known: {sorted(EXERCISES)}")
+    if solutions_enabled():
+        from . import solutions
+
+        return getattr(solutions, stub.__name__)
+    return stub
+
+
+class _Wrong(Exception):
+    """An answer that is not right yet, with the reason shown to the student."""
+
+
+def _close(got, expected, what: str, atol: float = 1e-5) -> None:
+    if got is None:
+        raise _Wrong(f"{what}: the function returned None (is the stub still empty?)")
+    got_t = torch.as_tensor(got, dtype=torch.float64)
+    expected_t = torch.as_tensor(expected, dtype=torch.float64)
+    if got_t.shape != expected_t.shape:
+        raise _Wrong(f"{what}: expected shape {tuple(expected_t.shape)}, got {tuple(got_t.shape)}")
+    if not torch.allclose(got_t, expected_t, atol=atol, rtol=1e-4, equal_nan=False):
+        raise _Wrong(f"{what}: expected {_show(expected_t)}, got {_show(got_t)}")
+
+
+def _show(t: torch.Tensor) -> str:
+    values = [round(v, 4) for v in t.flatten().tolist()[:12]]
+    return str(values) + (" ..." if t.numel() > 12 else "")
+
+
+# ------------------------------------------------------------------ the checks
+# Each takes the answer function and raises _Wrong with a reason, or returns a short
+# description of what was verified.
+
+
+def _check_corner_tuples(f) -> str:
+    from .sampling import sample
+
+    g = torch.Generator().manual_seed(11)
+    for r in (1, 2, 3):
+        for _ in range(3):
+            mean = torch.rand(r, generator=g, dtype=torch.float64) * 6 + 0.05
+            mean = mean + (mean.round() == mean).double() * 0.1  # keep off the integers
+            tuples, _ = sample(mean.float().view(1, 1, r), torch.ones(1, 1, r), (8,) * r, a_local=0, a_global=0,
+                                 region=1)
+            expected = sorted(map(tuple, tuples[0, 0].tolist()))
+            got = f(mean.float())
+            if got is None:
+                raise _Wrong("the function returned None (is the stub still empty?)")
+            got = sorted(map(tuple, torch.as_tensor(got).long().view(-1, r).tolist()))
+            if got != expected:
+                raise _Wrong(f"mean {_show(mean)}: expected the tuples {expected}, got {got}")
+    return "matches ashlib.sample's nearest tuples for r = 1, 2, 3"
+
+
+def _check_proportions(f) -> str:
+    from .sampling import sample
+
+    g = torch.Generator().manual_seed(3)
+    for trial in range(4):
+        mean = torch.rand(1, 1, 2, generator=g) * 3
+        sigma = torch.rand(1, 1, 2, generator=g) * 1.5 + 0.3
+        tuples, props = sample(mean, sigma, (4, 4), a_local=3, a_global=5, region=3, generator=g)
+        _close(f(tuples[0, 0], mean[0, 0], sigma[0, 0]), props[0, 0],
+               f"tuples {tuples[0, 0].tolist()}, mean {_show(mean)}, sigma {_show(sigma)}")
+    return "matches ashlib.sample's proportions, repeats included, on 4 draws"
+
+
+def _check_dense_matrix(f) -> str:
+    from .contract import contract
+
+    g = torch.Generator().manual_seed(5)
+    for n, m in ((4, 6), (6, 20)):
+        indices = torch.randint(0, n, (m, 2), generator=g)
+        values = torch.randn(m, generator=g)
+        # W's column j is W e_j: contract the tuples with the identity's rows
+        W = contract(indices.unsqueeze(0).expand(n, m, 2), values.expand(n, m), torch.eye(n), (n,)).T
+        _close(f(indices, values, (n, n)), W, f"{m} tuples in a {n} x {n} matrix")
+    return "equals the matrix ashlib.contract multiplies with (duplicates added)"
+
+
+def _check_diagonal_fraction(f) -> str:
+    g = torch.Generator().manual_seed(7)
+    for k in (1, 5, 16):
+        means = torch.rand(k, 2, generator=g) * 6
+        means[: k // 2, 1] = means[: k // 2, 0] + (torch.rand(k // 2, generator=g) - 0.5) * 0.8
+        on = sum(1 for y, x in means.tolist() if round(y) == round(x)) / k
+        _close(f(means), on, f"{k} means {_show(means)}")
+    return "matches a count over 3 sets of means"
+
+
+def _check_tuples_per_instance(f) -> str:
+    from .sampling import sample
+
+    for n, k, a_local, a_global in ((8, 8, 2, 2), (16, 16, 2, 2), (64, 64, 4, 4), (2, 2, 3, 3)):
+        tuples, _ = sample(torch.rand(1, k, 2) * (n - 1), torch.ones(1, k, 2), (n, n), a_local=a_local,
+                           a_global=a_global, region=2)
+        count = tuples.shape[1] * tuples.shape[2]
+        got = f(n, k, a_local, a_global)
+        if got is None or len(got) != 2:
+            raise _Wrong("return a pair (tuples, fraction)")
+        _close(got[0], count, f"n = {n}, k = {k}, a_local = {a_local}, a_global = {a_global}: the tuples")
+        _close(got[1], min(1.0, count / n**2), f"n = {n}: the fraction of cells")
+    return "tuple counts agree with what ashlib.sample draws"
+
+
+def _check_score_function_gradient(f) -> str:
+    g = torch.Generator().manual_seed(13)
+    for r, N in ((1, 5), (3, 50)):
+        mu = torch.randn(r, generator=g, dtype=torch.float64)
+        sigma = 0.7
+        z = mu + sigma * torch.randn(N, r, generator=g, dtype=torch.float64)
+        losses = (z**2).sum(-1)
+        baseline = float(losses.mean()) * 0.9
+        m = mu.clone().requires_grad_()
+        logp = torch.distributions.Normal(m, sigma).log_prob(z).sum(-1)
+        ((losses - baseline) * logp).mean().backward()  # autograd of the surrogate
+        _close(f(z, mu, sigma, losses, baseline), m.grad, f"r = {r}, N = {N} draws")
+    return "equals autograd through log N(z | mu, sigma) times (loss - baseline)"
+
+
+def _check_leave_one_out(f) -> str:
+    for losses in (torch.tensor([1.0, 2.0, 6.0]), torch.arange(10.0) ** 2, torch.tensor([3.0, -1.0])):
+        expected = [sum(losses[j] for j in range(len(losses)) if j != i) / (len(losses) - 1) for i in range(len(losses))]
+        _close(f(losses), torch.tensor(expected), f"losses {_show(losses)}")
+    return "matches a brute-force mean over the other draws"
+
+
+def _check_box_around(f) -> str:
+    from .attention import box_corners
+
+    for top, left, canvas in ((5, 9, 40), (0, 0, 60), (72, 30, 100)):
+        raw = f(top, left, canvas)
+        if raw is None:
+            raise _Wrong("the function returned None (is the stub still empty?)")
+        corners = box_corners(torch.as_tensor(raw, dtype=torch.float32).view(1, 1, 4), (canvas, canvas))
+        expected = torch.tensor([top, left, top + 27, left + 27], dtype=torch.float32)
+        _close(corners.view(4), expected, f"digit at ({top}, {left}) on a {canvas}-pixel canvas: the box corners",
+               atol=1e-2)
+    return "ashlib.attention.box_corners maps the answer onto the digit's frame"
+
+
+def _check_grid_means(f) -> str:
+    from .attention import glimpse_means
+
+    for corners, s in (([2.0, 3.0, 29.0, 30.0], 4), ([10.0, 40.0, 0.0, 5.0], 3), ([0.0, 0.0, 59.0, 59.0], 16)):
+        expected = glimpse_means(torch.tensor(corners).view(1, 1, 4), s)[0, 0]
+        _close(f(torch.tensor(corners), s), expected, f"corners {corners}, s = {s}")
+    return "equals the grid ashlib's glimpse reads (flipped boxes included)"
+
+
+def _check_half_permutation(f) -> str:
+    from .sort import half_permutation_rows
+
+    g = torch.Generator().manual_seed(17)
+    for n in (2, 4, 8, 16):
+        for d in range(1, n.bit_length()):
+            c = n >> (d - 1)
+            o = (torch.rand(n // c, c, generator=g).argsort(-1) >= c // 2).long().view(n)
+            got = f(o, d)
+            if got is None:
+                raise _Wrong("the function returned None (is the stub still empty?)")
+            expected = half_permutation_rows(o.view(1, n), d)[0]
+            if torch.as_tensor(got).long().tolist() != expected.tolist():
+                raise _Wrong(f"o = {o.tolist()}, d = {d}: expected {expected.tolist()}, got {torch.as_tensor(got).tolist()}")
+    return "matches ashlib.sort.half_permutation_rows for n = 2 .. 16, every order d"
+
+
+def _check_soft_buckets(f) -> str:
+    from .sort import half_permutation_step
+
+    g = torch.Generator().manual_seed(19)
+    for n, C in ((2, 10.0), (8, 10.0), (8, 1.0), (16, 3.0)):
+        keys = torch.randn(n, generator=g)
+        step = half_permutation_step(keys.view(1, n), 1, samples=0, C=C)
+        _close(f(keys, C), step.soft_o[0], f"keys {_show(keys)}, C = {C}")
+    return "matches o' inside ashlib.quicksort's first round"
+
+
+def _check_sample_weight(f) -> str:
+    from .sort import half_permutation_step
+
+    g = torch.Generator().manual_seed(23)
+    for n in (4, 8):
+        keys = torch.randn(1, n, generator=g)
+        step = half_permutation_step(keys, 1, samples=6, C=2.0, generator=g)
+        o, soft_o, props = step.o[0], step.soft_o[0], step.proportions[0]
+        weights = []
+        for j in range(o.shape[0]):
+            w = f(o[j], soft_o)
+            if w is None:
+                raise _Wrong("the function returned None (is the stub still empty?)")
+            weights.append(float(w))
+        kept = props > 0  # repeats get nothing in ashlib; compare the distinct samples
+        mine = torch.tensor(weights)[kept]
+        _close(mine / mine.sum(), props[kept] / props[kept].sum(), f"n = {n}: the normalised weights of the samples")
+    return "normalised, the weights equal ashlib's proportions for the distinct samples"
+
+
+EXERCISES = {
+    "corner_tuples": ("01.2 nearest tuples", _check_corner_tuples),
+    "proportions": ("01.3 proportions by hand", _check_proportions),
+    "dense_matrix": ("01.1 W from tuples", _check_dense_matrix),
+    "diagonal_fraction": ("02.1 on the diagonal", _check_diagonal_fraction),
+    "tuples_per_instance": ("02.2 how sparse is sparse?", _check_tuples_per_instance),
+    "score_function_gradient": ("03.1 the score-function gradient", _check_score_function_gradient),
+    "leave_one_out": ("03.2 a leave-one-out baseline", _check_leave_one_out),
+    "box_around": ("04.1 move a glimpse by hand", _check_box_around),
+    "grid_means": ("04.2 the glimpse grid", _check_grid_means),
+    "half_permutation": ("05.1 a half-permutation", _check_half_permutation),
+    "soft_buckets": ("05.2 soft buckets", _check_soft_buckets),
+    "sample_weight": ("05.3 the weight of a sampled o", _check_sample_weight),
+}
+"""name -> (title, check). The name is the stub's (and the solution's) function name."""
+
+
+def check(answer, *, quiet: bool = False) -> bool:
+    """Test an exercise answer (the filled-in stub) and say whether it is right.
+
+    Prints one line starting with a tick or a cross. Returns True or False; with
+    :func:`solutions_enabled` a wrong answer raises AssertionError instead (CI must notice).
+    """
+    name = getattr(answer, "__name__", None)
+    if name not in EXERCISES:
+        raise ValueError(f"check() takes an exercise function, one of {sorted(EXERCISES)}; got {answer!r}")
+    title, checker = EXERCISES[name]
+    try:
+        detail = checker(answer)
+        ok, message = True, f"\u2705 Exercise {title}: correct ({detail})."
+    except _Wrong as wrong:
+        ok, message = False, f"\u274c Exercise {title}: not yet. {wrong}"
+    except Exception as error:  # the student's code raised: show it, do not crash the notebook
+        ok, message = False, f"\u274c Exercise {title}: your function raised {type(error).__name__}: {error}"
+    if not quiet:
+        print(message)
+    if not ok and solutions_enabled():
+        raise AssertionError(message)
+    return ok
+

@@ -1,0 +1,131 @@
+"""Reference solutions to the notebooks' exercises.
+
+Written the way a student would write them (small tensors, plain loops where they make the
+idea clearer), not the way the library computes the same things. Each notebook shows the
+solution's source in a collapsed "Show a solution" block; :mod:`ashlib.exercises` checks any
+answer (yours or these) against the library or a brute-force computation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+
+# ---------------------------------------------------------------- 01 · sampling
+
+
+def corner_tuples(mean):
+    """The 2**r integer tuples around a point: every coordinate rounded down or up."""
+    mean = torch.as_tensor(mean, dtype=torch.float64)
+    choices = [(math.floor(m), math.ceil(m)) for m in mean.tolist()]
+    return torch.tensor(list(itertools.product(*choices)), dtype=torch.long)
+
+
+def proportions(tuples, mean, sigma):
+    """Gaussian densities at the tuples, normalised to sum to 1; a repeated tuple gets 0."""
+    tuples = torch.as_tensor(tuples, dtype=torch.float64)
+    mean = torch.as_tensor(mean, dtype=torch.float64)
+    sigma = torch.as_tensor(sigma, dtype=torch.float64)
+    log_density = -0.5 * (((tuples - mean) / sigma) ** 2).sum(dim=-1)
+    seen = set()
+    for j, t in enumerate(tuples.tolist()):
+        if tuple(t) in seen:
+            log_density[j] = -math.inf  # a repeat: no share at all
+        seen.add(tuple(t))
+    return torch.softmax(log_density, dim=0)  # softmax = exp, then normalise, without underflow
+
+
+def dense_matrix(indices, values, shape):
+    """The dense W from (row, column) tuples and their values; repeated tuples add up."""
+    W = torch.zeros(shape, dtype=torch.as_tensor(values).dtype)
+    for (row, col), v in zip(torch.as_tensor(indices).tolist(), torch.as_tensor(values).tolist()):
+        W[row, col] += v
+    return W
+
+
+# ---------------------------------------------------------------- 02 · identity
+
+
+def diagonal_fraction(means):
+    """Fraction of Gaussians (k, 2) whose mean rounds to a cell on the diagonal."""
+    cells = torch.as_tensor(means).round().long()
+    return (cells[:, 0] == cells[:, 1]).float().mean().item()
+
+
+def tuples_per_instance(n, k, a_local, a_global):
+    """(tuples one instance samples, the most of the n x n cells they can cover)."""
+    tuples = k * (2**2 + a_local + a_global)  # 2**r nearest corners with r = 2, then local and global
+    return tuples, min(1.0, tuples / n**2)
+
+
+# ---------------------------------------------------------------- 03 · REINFORCE
+
+
+def score_function_gradient(z, mu, sigma, losses, baseline):
+    """REINFORCE estimate of d E[loss] / d mu for z ~ N(mu, sigma^2 I), from N draws z (N, r)."""
+    z, mu = torch.as_tensor(z), torch.as_tensor(mu)
+    score = (z - mu) / sigma**2  # d log N(z | mu, sigma) / d mu
+    return ((torch.as_tensor(losses) - baseline).unsqueeze(-1) * score).mean(dim=0)
+
+
+def leave_one_out(losses):
+    """Baseline for draw i: the mean loss of the other draws."""
+    losses = torch.as_tensor(losses)
+    n = losses.shape[0]
+    return (losses.sum() - losses) / (n - 1)
+
+
+# ---------------------------------------------------------------- 04 · attention
+
+
+def box_around(top, left, canvas, digit=28):
+    """Raw box numbers (y0, x0, y1, x1) whose corners frame the digit's digit x digit square."""
+    corners = torch.tensor([top, left, top + digit - 1, left + digit - 1], dtype=torch.float32)
+    return torch.logit(corners / (canvas - 1))  # corners are sigmoid(raw) * (canvas - 1)
+
+
+def grid_means(corners, s):
+    """The s x s grid of points (y, x) spread evenly from corner (y0, x0) to corner (y1, x1)."""
+    y0, x0, y1, x1 = torch.as_tensor(corners, dtype=torch.float32).tolist()
+    grid = torch.zeros(s, s, 2)
+    for i in range(s):
+        for j in range(s):
+            grid[i, j, 0] = y0 + (y1 - y0) * i / (s - 1)
+            grid[i, j, 1] = x0 + (x1 - x0) * j / (s - 1)
+    return grid
+
+
+# ---------------------------------------------------------------- 05 · sorting
+
+
+def half_permutation(o, d):
+    """Algorithm 2: where each element goes in the half-permutation of order d fixed by o."""
+    o = [int(v) for v in torch.as_tensor(o).tolist()]
+    n = len(o)
+    c = n >> (d - 1)  # chunk size in round d
+    rows = [0] * n
+    for start in range(0, n, c):
+        low, high = start, start + c // 2  # next free slot in each half of the chunk
+        for i in range(start, start + c):
+            if o[i] == 0:
+                rows[i], low = low, low + 1
+            else:
+                rows[i], high = high, high + 1
+    return torch.tensor(rows)
+
+
+def soft_buckets(keys, C):
+    """Round 1's o': sigmoid(C (key - median)), the median halfway between the two middle keys."""
+    keys = torch.as_tensor(keys, dtype=torch.float32)
+    ordered = keys.sort().values
+    n = keys.shape[0]
+    median = (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    return torch.sigmoid(C * (keys - median))
+
+
+def sample_weight(o, soft_o):
+    """Unnormalised weight of the half-permutation o: prod_i (o'_i if o_i = 1 else 1 - o'_i)."""
+    o, soft_o = torch.as_tensor(o).bool(), torch.as_tensor(soft_o)
+    return torch.where(o, soft_o, 1 - soft_o).prod().item()
