@@ -118,24 +118,24 @@ def plot_learning_curves(curves, ax=None, log=True, floor=1e-5):
 
     ``curves`` maps ``(size, method)`` to ``(iterations, runs)`` where ``runs`` is an array
     (seeds, points); the line is the mean over seeds and the band one standard deviation.
-    Method "reinforce" is dashed, anything else solid. On a log scale, values below ``floor``
-    (an exact solution has MSE 0) are drawn at ``floor``.
+    Method "reinforce" is dashed, anything else solid. With ``log`` the axis is symmetric-log:
+    logarithmic above ``floor`` and linear below it, so an exact solution (MSE 0) is drawn at a
+    labelled 0 rather than at an invented small value.
     """
     ax = ax or plt.gca()
     sizes = sorted({size for size, _ in curves})
     colours = {size: plt.cm.viridis(i / max(1, len(sizes) - 1) * 0.85) for i, size in enumerate(sizes)}
     for (size, method), (iterations, runs) in sorted(curves.items()):
         runs = np.atleast_2d(np.asarray(runs, dtype=float))
-        if log:
-            runs = np.maximum(runs, floor)
         mean, std = runs.mean(0), runs.std(0)
         ls = "--" if method == "reinforce" else "-"
         ax.plot(iterations, mean, ls=ls, color=colours[size], label=f"n = {size}, {method}")
         if runs.shape[0] > 1:
-            low = np.maximum(mean - std, floor) if log else mean - std
+            low = np.maximum(mean - std, 0.0)
             ax.fill_between(iterations, low, mean + std, color=colours[size], alpha=0.15, lw=0)
     if log:
-        ax.set_yscale("log")
+        ax.set_yscale("symlog", linthresh=floor)
+        ax.set_ylim(bottom=0)
     ax.set_xlabel("batches")
     ax.set_ylabel("evaluation MSE (rounded means)")
     ax.legend(fontsize=9, frameon=False)

@@ -27,3 +27,28 @@ def test_notebook_is_stored_executed_and_clean(path):
     first_md = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
     assert "Stored outputs" in "".join(first_md["source"]), "say which mode and data produced the outputs"
     assert any("assert" in "".join(c["source"]) for c in code), "a notebook asserts what it teaches"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_notebook_reads_as_course_material(path):
+    """Goals, prerequisites and time at the top; summary and references at the end; no frozen
+    progress bars or bare widget reprs in the stored outputs; every explorer has a static figure."""
+    nb = json.load(open(path))
+    cells = nb["cells"]
+    top = "".join(cells[0]["source"])
+    for heading in ("Learning goals", "Prerequisites", "Time", "Exercises"):
+        assert heading in top, f"the first cell must state {heading!r}"
+    tail = "".join("".join(c["source"]) for c in cells[-4:] if c["cell_type"] == "markdown")
+    assert "## Summary" in tail and "## References" in tail, "end with a summary and references"
+    assert "Bloem" in tail, "cite the paper in the references"
+    for i, c in enumerate(cells):
+        if c["cell_type"] != "code":
+            continue
+        for o in c["outputs"]:
+            text = "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+            assert "interactive(children" not in text, f"cell {i}: a bare widget repr (use scripts/run_notebooks.py)"
+            assert "it/s]" not in text and "0%|" not in text, f"cell {i}: a progress bar in the stored output"
+            if "application/vnd.jupyter.widget-view+json" in o.get("data", {}):
+                following = next((d for d in cells[i + 1:] if d["cell_type"] == "code"), {"outputs": []})
+                assert any("image/png" in out.get("data", {}) for out in following["outputs"]), \
+                    f"cell {i}: the next code cell after an explorer must draw a static figure"

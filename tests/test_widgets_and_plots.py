@@ -54,7 +54,8 @@ def test_learning_curves_plot_means_over_seeds():
     fig, ax = plt.subplots()
     plot_learning_curves({(8, "sparse"): ([1, 2], [[1.0, 0.0], [3.0, 0.0]]), (8, "reinforce"): ([1, 2], [[2.0, 2.0]])}, ax=ax)
     dashed, solid = sorted(ax.lines, key=lambda line: line.get_linestyle() == "-")
-    assert list(solid.get_ydata()) == [2.0, 1e-5] and dashed.get_linestyle() == "--"
+    assert list(solid.get_ydata()) == [2.0, 0.0] and dashed.get_linestyle() == "--"  # an exact 0 stays 0
+    assert ax.get_yscale() == "symlog" and ax.get_ylim()[0] == 0
     plt.close(fig)
 
 
@@ -98,3 +99,15 @@ def test_glimpse_drawings():
     widget = glimpse_browser(model, image.unsqueeze(0).repeat(3, 1, 1, 1), torch.tensor([1, 2, 3]))
     assert "test image" in {c.description for c in widget.children if hasattr(c, "description")}
     plt.close("all")
+
+
+def test_progress_bars_can_be_switched_off_for_stored_outputs(monkeypatch):
+    from ashlib.config import progress, show_progress
+
+    monkeypatch.delenv("ASHLIB_PROGRESS", raising=False)
+    assert show_progress(True) and not show_progress(False)
+    assert not progress(range(3)).disable
+    monkeypatch.setenv("ASHLIB_PROGRESS", "0")
+    assert not show_progress(True)
+    bar = progress(range(3))
+    assert bar.disable and list(bar) == [0, 1, 2]

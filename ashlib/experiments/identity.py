@@ -225,22 +225,25 @@ def plot_run(result: IdentityResult, panels: int = 5, generator=None):
 
     config = result.config
     picks = [round(i * (len(result.snapshots) - 1) / max(1, panels - 1)) for i in range(panels)]
-    fig, axes = plt.subplots(1, panels + 1, figsize=(2.3 * (panels + 1) + 1.5, 2.8),
-                             gridspec_kw={"width_ratios": [1] * panels + [1.6]})
-    for ax, i in zip(axes, picks):
+    # snapshots in one row (square panels, readable titles), the loss curves underneath at full width
+    fig = plt.figure(figsize=(2.4 * panels, 2.6 + 3.0))
+    grid = fig.add_gridspec(2, panels, height_ratios=[2.6, 3.0])
+    for col, i in enumerate(picks):
+        ax = fig.add_subplot(grid[0, col])
         it, means, sigmas = result.snapshots[i]
         plot_identity_snapshot(means, sigmas, config.n, tuples=snapshot_tuples(config, means, sigmas, generator),
                                ax=ax, title=f"batch {it}")
-    ax = axes[-1]
+        ax.title.set_fontsize(11)
+    ax = fig.add_subplot(grid[1, :])
     ax.plot(range(1, len(result.losses) + 1), result.losses, lw=0.5, alpha=0.5, label="training (sampled W)")
-    ax.plot(result.eval_iterations, [max(m, EVAL_FLOOR) for m in result.eval_mse], "o-", ms=3,
-            label=f"evaluation (rounded means; 0 drawn at {EVAL_FLOOR:g})")
-    ax.set_yscale("log")
+    ax.plot(result.eval_iterations, result.eval_mse, "o-", ms=3, label="evaluation (rounded means)")
+    ax.set_yscale("symlog", linthresh=EVAL_FLOOR)  # logarithmic above the floor, linear below: 0 is 0
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("batches")
-    ax.set_ylabel("MSE")
-    ax.legend(fontsize=7, frameon=False)
+    ax.set_ylabel("MSE (log above 1e-5, 0 at the bottom)")
+    ax.legend(fontsize=9, frameon=False)
     fig.suptitle(f"identity, n = {config.n}, {config.method}, "
-                 f"{'fixed' if config.fix_values else 'learned'} values, seed {config.seed}", fontsize=10)
+                 f"{'fixed' if config.fix_values else 'learned'} values, seed {config.seed}", fontsize=11)
     fig.tight_layout()
     return fig
 

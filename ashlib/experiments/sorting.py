@@ -322,7 +322,7 @@ def save_result(result: SortingResult, out_dir) -> list:
     b.plot(result.eval_iterations, result.eval_error, "o-", ms=3, label="instances not exactly sorted")
     b.plot(result.eval_iterations, result.eval_element_error, "s--", ms=3, label="positions wrong")
     b.set(xlabel="batches", ylabel="test error", ylim=(0, 1))
-    b.legend(fontsize=8, frameon=False)
+    b.legend(fontsize=9, frameon=False)
     c = result.config
     fig.suptitle(f"sorting n = {c.n}, {c.method}{' + intermediate loss' if c.intermediate else ''}", fontsize=10)
     fig.tight_layout()
