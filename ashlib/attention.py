@@ -211,6 +211,9 @@ def box_spread(corners: torch.Tensor) -> float:
 
 
 def _record_saturation(module: nn.Module, boxes: torch.Tensor) -> None:
+    if boxes.numel() == 0:  # an empty batch has no boxes to saturate
+        module.saturation = 0.0
+        return
     module.saturation = check_saturation(boxes, module.saturation_threshold)
     if module.training and module.saturation >= 1.0:
         warnings.warn(
@@ -370,7 +373,8 @@ class SparseGlimpse(nn.Module):
         b = boxes.shape[0]
         out, pools, weights = self._sample(boxes, generator)
         src = pools.unsqueeze(2).expand(*out.shape, 2)
-        return torch.cat([out.unsqueeze(-1), src], dim=-1).reshape(b, -1, 3), weights.reshape(b, -1)
+        m = self.tuples_per_instance  # explicit, so an empty batch (b = 0) reshapes too
+        return torch.cat([out.unsqueeze(-1), src], dim=-1).reshape(b, m, 3), weights.reshape(b, m)
 
     def forward(self, images: torch.Tensor, boxes: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:
@@ -383,9 +387,10 @@ class SparseGlimpse(nn.Module):
         # One flat input index per proposal (before it is repeated for the pool's pixels); the
         # channels go last and ride along as a feature dimension of the contraction.
         flat_in = (pools[..., 0] * w + pools[..., 1]).unsqueeze(2).expand(out.shape)
-        indices = torch.stack([out, flat_in], dim=-1).reshape(b, -1, 2)
+        m = self.tuples_per_instance
+        indices = torch.stack([out, flat_in], dim=-1).reshape(b, m, 2)
         x = images.permute(0, 2, 3, 1).reshape(b, h * w, ch)
-        y = contract(indices, weights.reshape(b, -1), x, (self.k,), validate=False, feature_dims=1)  # (b, k, ch)
+        y = contract(indices, weights.reshape(b, m), x, (self.k,), validate=False, feature_dims=1)  # (b, k, ch)
         return y.view(b, self.n_glimpses, s, s, ch).permute(0, 1, 4, 2, 3)
 
 

@@ -317,6 +317,10 @@ def main(argv=None) -> int:
     previous = _signal_handlers()
     _interrupt_on_signals()
     try:
+        if getattr(args, "device", None) is not None:
+            from .config import check_device
+
+            check_device(args.device)  # before any data is loaded or any model trained
         return args.run(args)
     except ValueError as error:  # bad settings: say what was wrong without a traceback
         print(f"error: {error}", file=sys.stderr)

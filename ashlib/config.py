@@ -37,6 +37,23 @@ def progress(iterable, *, disable: bool = False, **kwargs):
     return tqdm(iterable, disable=disable or not show_progress(), **kwargs)
 
 
+def check_device(name) -> torch.device:
+    """``torch.device(name)``, or a ValueError saying why it cannot be used here (a misspelt name,
+    or CUDA / MPS that this machine or this torch build does not have)."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device {name!r} is not a device torch knows (try 'cpu' or 'cuda'): {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: CUDA is not available here (torch {torch.__version__}"
+                         f"{' is a CPU build' if torch.version.cuda is None else ', no GPU found'}); use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"device {name!r}: MPS is not available here; use --device cpu")
+    return device
+
+
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch; return a torch.Generator seeded the same way."""
     random.seed(seed)

@@ -122,6 +122,8 @@ def contract(
     check_fits_int64(out_shape)
     check_fits_int64(in_shape)
     n_out = len(out_shape)
+    if b == 0:  # an empty batch: an empty output, still connected to x and values for autograd
+        return x.new_zeros((0, *out_shape, *features)) + 0 * (x.sum() + values.sum())
     if validate and indices.numel() > 0:
         bounds = torch.tensor(out_shape + in_shape, device=indices.device)
         if bool((indices < 0).any()) or bool((indices >= bounds).any()):

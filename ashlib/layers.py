@@ -18,6 +18,8 @@ reachable and never overshot.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -49,8 +51,9 @@ def check_layer(in_shape, out_shape, k, sigma_scale: float, min_sigma: float):
     in_shape, out_shape = as_shape(in_shape, "in_shape"), as_shape(out_shape, "out_shape")
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k (the number of Gaussians) must be an int >= 1, got {k!r}")
-    if not sigma_scale > 0 or not min_sigma >= 0:
-        raise ValueError(f"need sigma_scale > 0 and min_sigma >= 0, got {sigma_scale}, {min_sigma}")
+    if not (math.isfinite(sigma_scale) and sigma_scale > 0) or not (math.isfinite(min_sigma) and min_sigma > 0):
+        raise ValueError(f"need finite sigma_scale > 0 and min_sigma > 0 (the paper's tau, 0.1 by default; "
+                         f"0 lets sigma shrink until the proportions break down), got {sigma_scale}, {min_sigma}")
     return in_shape, out_shape, out_shape + in_shape
 
 
@@ -121,7 +124,8 @@ class SparseTransform(nn.Module):
             region=self.region, chunk_size=chunk, generator=generator,
         )
         weights = split_values(props, values, chunk)
-        return indices.reshape(b, -1, self.rank), weights.reshape(b, -1)
+        m = indices.shape[1] * indices.shape[2]  # explicit, so an empty batch (b = 0) reshapes too
+        return indices.reshape(b, m, self.rank), weights.reshape(b, m)
 
     def transform(self, x, raw_means, raw_sigmas, values, generator=None):
         """``y = W . x`` for the W sampled from these raw parameters (one per instance)."""

@@ -109,6 +109,9 @@ class ReinforceLayer(nn.Module):
         if not torch.is_tensor(x) or tuple(x.shape[1:]) != self.in_shape:
             got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
             raise ValueError(f"input must have shape (batch, *{self.in_shape}), got {got}")
+        if not all(bool(torch.isfinite(p).all()) for p in (self.means, self.sigmas, self.values)):
+            raise ValueError("the layer's parameters contain NaN or inf (a diverged update?): "
+                             "re-initialise the layer or lower the learning rate")
         b = x.shape[0]
         if points is None:
             points = self.sample_points(b, generator)
@@ -131,6 +134,11 @@ class ReinforceLayer(nn.Module):
             raise ValueError(f"losses must have one entry per instance, shape {tuple(lp.shape)}, "
                              f"got {tuple(losses.shape) if torch.is_tensor(losses) else type(losses).__name__}")
         feedback = losses.detach()
+        if not bool(torch.isfinite(feedback).all()):
+            # one inf would become the moving-average baseline and make every later gradient NaN
+            raise ValueError(f"losses contain NaN or inf ({int((~torch.isfinite(feedback)).sum())} of "
+                             f"{feedback.numel()}): the estimator and its baseline would be poisoned; check the "
+                             "model's output for this batch (the baseline is left unchanged)")
         b = feedback.shape[0]
         if self.baseline == "leave_one_out":
             if b < 2:

@@ -25,6 +25,12 @@ import torch
 from .indexing import as_shape, check_fits_int64, flat_index, repeat_mask
 
 
+SIGMA_FLOOR = 1e-6
+"""Smallest standard deviation :func:`sample` uses (index units): below it every tuple but the
+nearest gets a proportion of exactly 0 anyway, and far smaller sigmas overflow the squared
+distances to inf (all-NaN proportions: float32 below ~1e-20, float16 at ~1e-3)."""
+
+
 def samples_per_gaussian(rank: int, a_local: int, a_global: int) -> int:
     """S = 2**r + a_local + a_global, the number of integer tuples one Gaussian proposes."""
     return 2**rank + a_local + a_global
@@ -129,11 +135,17 @@ def sample(
     repeats = repeat_mask(flat_index(pools, shape))  # (b, k/c, c*S)
 
     # log N(t | mu, diag(sigma^2)) up to terms that are constant over the pool (they cancel
-    # in the normalisation); a softmax in log space cannot underflow to an all-zero row.
+    # in the normalisation); a softmax in log space cannot underflow to an all-zero row. Half
+    # precision is computed in float32 and sigma held above SIGMA_FLOOR, so ((t - mu) / sigma)^2
+    # cannot overflow to inf for every tuple (which would give an all-NaN row).
+    out_dtype = means.dtype
+    if means.dtype in (torch.float16, torch.bfloat16):
+        means, sigmas = means.float(), sigmas.float()
+    sigmas = sigmas.clamp_min(SIGMA_FLOOR)
     shape5 = (b, k // c, c, 1, r)
-    log_density = _LogDensity.apply(pools.unsqueeze(2), means.view(shape5), sigmas.view(shape5))
+    log_density = _LogDensity.apply(pools.to(means.dtype).unsqueeze(2), means.view(shape5), sigmas.view(shape5))
     log_density = log_density.masked_fill(repeats.unsqueeze(2), float("-inf"))  # (b, k/c, c, c*S)
-    props = torch.softmax(log_density, dim=-1).reshape(b, k, c * n_samples)
+    props = torch.softmax(log_density, dim=-1).reshape(b, k, c * n_samples).to(out_dtype)
     return pools, props
 
 

@@ -207,6 +207,12 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
     """
     if not torch.is_tensor(keys) or keys.dim() != 2 or not keys.is_floating_point():
         raise ValueError("keys must be a float tensor of shape (batch, n)")
+    if isinstance(C, bool) or not isinstance(C, (int, float)) or not math.isfinite(C) or C <= 0:
+        raise ValueError(f"C (the sharpness of o' = sigmoid(C (key - median))) must be a finite number > 0, got {C!r}: "
+                         "C = 0 gives the keys no gradient and C < 0 sorts the buckets the wrong way round")
+    if torch.is_tensor(items) and not (items.is_floating_point() or items.is_complex()):
+        raise ValueError(f"items must be a floating-point tensor (they are mixed by the sort's proportions), "
+                         f"got {items.dtype}: convert them with items.float()")
     if not torch.is_tensor(items) or items.dim() < 2 or tuple(items.shape[:2]) != tuple(keys.shape):
         raise ValueError(f"items must have shape (batch, n, *features) matching keys {tuple(keys.shape)}, "
                          f"got {tuple(items.shape) if torch.is_tensor(items) else type(items).__name__}")
@@ -215,6 +221,8 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
     b, n = keys.shape
     if n < 2:
         raise ValueError(f"need at least 2 items to sort, got {n}")
+    if b == 0:  # an empty batch: nothing to sort
+        return QuicksortResult(sorted=items, n=n)
     size = 1 << (n - 1).bit_length()
     if size != n:
         if not pad:
@@ -223,6 +231,9 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
         spread = (keys.detach().max() - keys.detach().min()).clamp_min(1.0)
         # far above every real key, increasing, so they stay behind the real items in every round
         extra = top + spread * 10 + torch.arange(1, size - n + 1, device=keys.device, dtype=keys.dtype) * 100 / C
+        if not bool(torch.isfinite(extra).all()):
+            raise ValueError(f"keys up to {float(keys.detach().abs().max()):.3g} leave no room for the padding keys "
+                             f"of n = {n} (not a power of two) in {keys.dtype}: rescale the keys, or pad yourself")
         keys = torch.cat([keys, extra], dim=1)
         items = torch.cat([items, items.new_zeros(b, size - n, *items.shape[2:])], dim=1)
     rounds = _check_power_of_two(size)

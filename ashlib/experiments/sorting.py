@@ -15,6 +15,7 @@ the element-wise error is the fraction of positions holding the wrong number.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -69,6 +70,10 @@ class SortingConfig:
         if min(self.iterations, self.batch_size, self.eval_every, self.eval_instances) < 1 or not self.width > 0:
             raise ValueError("iterations, batch_size, eval_every, eval_instances and width must be positive")
         check_schedule(self.lr_schedule)
+        for name in ("C", "tau", "lr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         if not isinstance(self.draws, int) or isinstance(self.draws, bool) or self.draws < 1:
             raise ValueError(f"draws must be an int >= 1, got {self.draws!r}")
         if not isinstance(self.local, int) or isinstance(self.local, bool) or self.local < 0:
