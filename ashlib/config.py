@@ -21,6 +21,11 @@ def quick_mode() -> bool:
     return os.environ.get("ASHLIB_QUICK", "").strip().lower() in _TRUE
 
 
+def debug_checks() -> bool:
+    """True when ``ASHLIB_DEBUG`` is 1/true/yes/on: costly consistency checks run everywhere."""
+    return os.environ.get("ASHLIB_DEBUG", "").strip().lower() in _TRUE
+
+
 def show_progress(requested: bool = True) -> bool:
     """Whether to draw a progress bar: as requested, unless ``ASHLIB_PROGRESS=0``.
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .config import debug_checks
 from .indexing import as_shape, check_fits_int64, flat_index
 
 
@@ -106,7 +107,8 @@ def contract(
         x: (b, *in_shape, *features), the input.
         out_shape: the output dimensions.
         validate: check that every index lies inside W (one device sync). Internal callers
-            that produced the indices themselves skip it.
+            that produced the indices themselves skip it; ``ASHLIB_DEBUG=1`` turns the check on
+            for them too (an index past the end would otherwise land in the next instance).
         feature_dims: how many trailing dimensions of x W does not touch: they are carried
             along like the batch (e.g. a permutation of n items, each an image: x (b, n, 28, 28),
             W (n, n), ``feature_dims=2``). Costs m * prod(features) per instance, never a
@@ -119,8 +121,10 @@ def contract(
     b, in_shape = _check(indices, values, x, out_shape, feature_dims)
     features = tuple(x.shape[x.dim() - feature_dims:])
     n_features = math.prod(features)
-    check_fits_int64(out_shape)
-    check_fits_int64(in_shape)
+    check_fits_int64((max(b, 1), *out_shape))  # the flat output index runs over the whole batch
+    check_fits_int64((max(b, 1), *in_shape))
+    if not validate and debug_checks():
+        validate = True  # ASHLIB_DEBUG=1: check every contraction, internal ones included
     n_out = len(out_shape)
     if b == 0:  # an empty batch: an empty output, still connected to x and values for autograd
         return x.new_zeros((0, *out_shape, *features)) + 0 * (x.sum() + values.sum())

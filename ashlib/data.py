@@ -276,7 +276,13 @@ def load_mnist(split: str = "train", source: str = "auto", root: str | os.PathLi
     if source == "offline":
         return _load_offline(split, root)
     if source == "full":
-        download_mnist(root)
+        try:
+            download_mnist(root)
+        except DownloadError:
+            raise
+        except OSError as error:  # root is a file, or not writable: say so instead of a mkdir trace
+            raise DownloadError(f"cannot store full MNIST under {_mnist_dir(root)}: {error}. Pass root= to a "
+                                "writable folder, or use source='offline'") from None
         return _load_full(split, root)
     key = str(_mnist_dir(root).resolve())
     if full_mnist_cached(root):
@@ -285,7 +291,7 @@ def load_mnist(split: str = "train", source: str = "auto", root: str | os.PathLi
         try:
             download_mnist(root)
             return _load_full(split, root)
-        except DownloadError as error:
+        except (DownloadError, OSError) as error:  # OSError: a root that is a file or not writable
             _download_failures[key] = str(error)
     data = _load_offline(split, root)
     if key not in _notified:
@@ -337,6 +343,10 @@ class ClutterLayout:
     distractor_yx: list[tuple[int, int]]  # top-left of each crop on the canvas
 
 
+MAX_DISTRACTORS = 1_000
+"""A canvas of side 100 is covered many times over by 1,000 crops of 8 x 8; more is a typo."""
+
+
 class ClutteredMNIST(torch.utils.data.Dataset):
     """Cluttered MNIST (the mnist-cluttered recipe of the paper's attention experiment), seeded.
 
@@ -367,6 +377,9 @@ class ClutteredMNIST(torch.utils.data.Dataset):
             raise ValueError(f"size must be at least 28 (an MNIST digit is 28 x 28), got {size}")
         if n_distractors < 0:
             raise ValueError(f"n_distractors must be >= 0, got {n_distractors}")
+        if n_distractors > MAX_DISTRACTORS:
+            raise ValueError(f"n_distractors = {n_distractors:,} is more than {MAX_DISTRACTORS:,}: the layout of every "
+                             "canvas is planned up front (about 32 bytes per distractor and canvas)")
         if not 1 <= distractor_size <= 28:
             raise ValueError(f"distractor_size must be between 1 and 28 (crops come from 28 x 28 digits), "
                              f"got {distractor_size}")
@@ -429,6 +442,10 @@ class ClutteredMNIST(torch.utils.data.Dataset):
             [tuple(c) for c in self.distractor_yx[i].tolist()])
 
     def _check_index(self, i) -> int:
+        if torch.is_tensor(i) and i.numel() == 1 and not i.is_floating_point():
+            i = int(i)
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):  # ds[1.7] must not give item 1
+            raise TypeError(f"index must be an int, got {i!r} ({type(i).__name__})")
         i = int(i)
         if not -self.length <= i < self.length:
             raise IndexError(f"index {i} out of range for {self.length} items")
@@ -497,7 +514,14 @@ class ClutteredMNIST(torch.utils.data.Dataset):
                 "distractor_size": self.distractor_size, "seed": self.seed, "length": self.length,
                 "source": self.digits.source}
         if path.is_file():
-            saved = torch.load(path, weights_only=True)
+            try:
+                saved = torch.load(path, weights_only=True)
+            except Exception as error:  # not a torch file at all
+                raise ValueError(f"{path} is not a cluttered-MNIST file written by materialise() ({error}); "
+                                 "delete it or pass another path") from None
+            if not isinstance(saved, dict) or not {"meta", "images", "digit_index", "distractor_yx"} <= set(saved):
+                raise ValueError(f"{path} is not a cluttered-MNIST file written by materialise(); delete it or "
+                                 "pass another path")
             if saved.get("meta") != meta or not torch.equal(saved["digit_index"], self.digit_index) \
                     or not torch.equal(saved["distractor_yx"], self.distractor_yx):
                 raise ValueError(f"{path} holds a different cluttered set ({saved.get('meta')}); delete it "

@@ -211,5 +211,10 @@ class HyperLayer(SparseTransform):
         return self.source(x)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        means, sigmas, values = self.hyper(x)
+        params = self.hyper(x)
+        if not isinstance(params, (tuple, list)) or len(params) != 3 or not all(torch.is_tensor(p) for p in params):
+            got = (f"{len(params)} tensors" if isinstance(params, (tuple, list)) else type(params).__name__)
+            raise ValueError(f"the source network must return three tensors (means (b, k, r), sigmas (b, k) or "
+                             f"(b, k, r), values (b, k)), got {got}")
+        means, sigmas, values = params
         return self.transform(x, means, sigmas, values, generator)

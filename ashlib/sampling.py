@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from .indexing import as_shape, check_fits_int64, flat_index, repeat_mask
@@ -38,8 +39,11 @@ def samples_per_gaussian(rank: int, a_local: int, a_global: int) -> int:
 
 def _as_region(region, shape: tuple[int, ...]) -> tuple[int, ...]:
     rank = len(shape)
-    if isinstance(region, int):
-        region = (region,) * rank
+    if isinstance(region, (int, np.integer)) and not isinstance(region, bool):
+        region = (int(region),) * rank
+    if not isinstance(region, (tuple, list)) or not all(
+            isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in region):
+        raise ValueError(f"region must be an int or one int per dimension of W ({rank}), got {region!r}")
     region = tuple(int(x) for x in region)
     if len(region) != rank:
         raise ValueError(f"region must have one size per dimension of W ({rank}), got {region}")

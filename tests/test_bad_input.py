@@ -116,3 +116,60 @@ def test_cli_refuses_an_unusable_device_before_training(device, reason, capsys):
     assert main(["sort", "--n", "4", "--iterations", "1", "--device", device]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and reason in err and "Traceback" not in err
+
+
+def test_load_mnist_with_a_root_that_is_a_file(tmp_path, monkeypatch, capsys):
+    from ashlib import data
+
+    def no_network(*args, **kwargs):
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(data, "fetch_url", no_network)
+    monkeypatch.setattr(data, "_download_failures", {})
+    root = tmp_path / "a_file"
+    root.write_text("not a folder")
+    digits = data.load_mnist("test", "auto", root=root)  # documented: falls back to the offline subset
+    assert len(digits.labels) == 2_000 and "offline" in digits.source
+    with pytest.raises(data.DownloadError, match="cannot store full MNIST"):
+        data.load_mnist("test", "full", root=root)
+
+
+def test_cluttered_mnist_index_and_size_checks(tmp_path):
+    from ashlib.data import ClutteredMNIST
+
+    ds = ClutteredMNIST("test", size=40, n_distractors=2, length=4, source="offline")
+    with pytest.raises(TypeError, match="index must be an int"):
+        ds[1.7]
+    image, label = ds[torch.tensor(1)]
+    assert image.shape == (1, 40, 40) and label == ds.labels[1]
+    with pytest.raises(ValueError, match="n_distractors"):
+        ClutteredMNIST("test", size=40, n_distractors=10**6, length=4, source="offline")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"something": torch.zeros(2)}, foreign)
+    with pytest.raises(ValueError, match="not a cluttered-MNIST file"):
+        ds.materialise(foreign, progress=False)
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(ValueError, match="not a cluttered-MNIST file"):
+        ds.materialise(tmp_path / "text.pt", progress=False)
+
+
+def test_region_must_be_integers():
+    for region in (2.5, (2, 1.5), "3", True):
+        with pytest.raises(ValueError, match="region must be an int"):
+            ashlib.sample(torch.ones(1, 1, 2), torch.ones(1, 1, 2), (4, 4), a_local=1, a_global=1, region=region)
+
+
+def test_hyperlayer_source_must_return_three_tensors():
+    source = lambda x: (torch.zeros(x.shape[0], 4, 2), torch.zeros(x.shape[0], 4))  # noqa: E731 (values missing)
+    layer = ashlib.HyperLayer(4, 4, 4, source, a_local=1, a_global=1, region=2)
+    with pytest.raises(ValueError, match="three tensors"):
+        layer(torch.zeros(2, 4))
+
+
+def test_contract_flat_indices_must_fit_int64_and_debug_mode_checks_bounds(monkeypatch):
+    with pytest.raises(ValueError, match="int64"):
+        ashlib.contract(torch.zeros(2, 1, 2, dtype=torch.long), torch.ones(2, 1), torch.ones(2, 4), (2**62,))
+    past_end = torch.tensor([[[4, 0]], [[0, 0]]])  # row 4 of a 4-row W: would land in instance 1's row 0
+    monkeypatch.setenv("ASHLIB_DEBUG", "1")
+    with pytest.raises(ValueError, match="out of range"):
+        ashlib.contract(past_end, torch.ones(2, 1), torch.ones(2, 4), (4,), validate=False)
