@@ -32,6 +32,28 @@ nearest gets a proportion of exactly 0 anyway, and far smaller sigmas overflow t
 distances to inf (all-NaN proportions: float32 below ~1e-20, float16 at ~1e-3)."""
 
 
+MAX_POOL_BYTES = 2 * 2**30
+"""Largest (b, k, c, c*S, r) tensor :func:`sample` builds (2 GiB; env ``ASHLIB_MAX_POOL_GIB``)."""
+
+
+def _check_pool_memory(b: int, k: int, c: int, n_samples: int, r: int, item: int, chunk_size) -> None:
+    """Refuse, with the fix, a pooled draw whose pairwise tensor would not fit comfortably:
+    pooling c Gaussians compares each of the k with all c * S tuples of its pool, O(b k c S r)."""
+    import os
+
+    limit = float(os.environ.get("ASHLIB_MAX_POOL_GIB", MAX_POOL_BYTES / 2**30)) * 2**30
+    need = b * k * c * n_samples * r * max(item, 4)  # the (b, k/c, c, c*S, r) distances
+    if need > limit:
+        suggestion = max(1, int(c * limit / need))
+        while k % suggestion:
+            suggestion -= 1
+        raise ValueError(
+            f"pooling {c} Gaussians per chunk{' (chunk_size=None: the whole layer)' if chunk_size is None else ''} "
+            f"for a batch of {b} needs about {need / 2**30:.1f} GiB for the proportions (memory grows as "
+            f"batch x k x chunk_size x S); pass chunk_size={suggestion} or smaller (a divisor of k = {k}), "
+            f"or raise the limit with ASHLIB_MAX_POOL_GIB")
+
+
 def samples_per_gaussian(rank: int, a_local: int, a_global: int) -> int:
     """S = 2**r + a_local + a_global, the number of integer tuples one Gaussian proposes."""
     return 2**rank + a_local + a_global
@@ -132,6 +154,7 @@ def sample(
     b, k, r, c = _check_inputs(means, sigmas, shape, a_local, a_global, chunk_size)
     region = _as_region(region, shape)
     n_samples = samples_per_gaussian(r, a_local, a_global)
+    _check_pool_memory(b, k, c, n_samples, r, means.element_size(), chunk_size)
 
     with torch.no_grad():
         tuples = _propose(means.detach(), shape, region, a_local, a_global, generator)  # (b, k, S, r)
