@@ -28,6 +28,9 @@ def _check(indices, values, x, out_shape, feature_dims=0):
         raise ValueError(f"indices must be an integer tensor (e.g. torch.long), got {dtype}; round and cast with .long()")
     if not torch.is_tensor(x) or not x.is_floating_point():
         raise ValueError("x must be a floating point tensor of shape (batch, *in_shape)")
+    if any(torch.is_tensor(t) and t.is_meta for t in (indices, values, x)):
+        raise ValueError("contract needs real tensors, got a meta tensor (no data): move the module and its input "
+                         "to 'cpu' or 'cuda' first")
     if not isinstance(feature_dims, int) or feature_dims < 0:
         raise ValueError(f"feature_dims must be a non-negative int, got {feature_dims!r}")
     if x.dim() < 2 + feature_dims:

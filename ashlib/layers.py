@@ -132,6 +132,9 @@ class SparseTransform(nn.Module):
         if not torch.is_tensor(x) or tuple(x.shape[1:]) != self.in_shape:
             got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
             raise ValueError(f"input must have shape (batch, *{self.in_shape}), got {got}")
+        if any(t.is_meta for t in (x, raw_means, raw_sigmas, values) if torch.is_tensor(t)):
+            raise ValueError("sparse layers need real tensors, got a meta tensor (no data): move the layer and its "
+                             "input to 'cpu' or 'cuda' first")
         indices, weights = self.sample_weights(raw_means, raw_sigmas, values, generator)
         return contract(indices, weights.to(x.dtype), x, self.out_shape, validate=False)
 

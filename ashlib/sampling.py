@@ -92,6 +92,9 @@ def check_settings(k: int, a_local: int, a_global: int, chunk_size: int | None) 
 def _check_inputs(means, sigmas, shape, a_local, a_global, chunk_size):
     if not (torch.is_tensor(means) and torch.is_tensor(sigmas)):
         raise ValueError("means and sigmas must be torch tensors")
+    if means.is_meta or sigmas.is_meta:
+        raise ValueError("sample needs real tensors, got a meta tensor (no data): move the module and its input to "
+                         "'cpu' or 'cuda' first")
     if not means.is_floating_point() or not sigmas.is_floating_point():
         raise ValueError(f"means and sigmas must be floating point, got {means.dtype}, {sigmas.dtype}")
     if means.dim() != 3:

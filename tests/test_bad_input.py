@@ -183,3 +183,14 @@ def test_a_pool_too_large_for_memory_is_refused_with_the_fix(monkeypatch):
         pooled(torch.zeros(4, 256))
     chunked = ashlib.SparseLayer(256, 256, 256, a_local=2, a_global=2, region=4, chunk_size=8)  # 0.5 MiB
     assert chunked(torch.zeros(4, 256)).shape == (4, 256)
+
+
+def test_meta_tensors_are_refused_by_name():
+    layer = ashlib.SparseLayer(4, 4, 4, a_local=1, a_global=1, region=2).to("meta")
+    with pytest.raises(ValueError, match="meta tensor"):
+        layer(torch.zeros(2, 4, device="meta"))
+    with pytest.raises(ValueError, match="meta tensor"):
+        ashlib.contract(torch.zeros(1, 1, 2, dtype=torch.long), torch.ones(1, 1), torch.ones(1, 4, device="meta"), (4,))
+    with pytest.raises(ValueError, match="meta tensor"):
+        ashlib.sample(torch.ones(1, 1, 2, device="meta"), torch.ones(1, 1, 2, device="meta"), (4, 4),
+                      a_local=1, a_global=1, region=2)
