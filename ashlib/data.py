@@ -343,6 +343,16 @@ class ClutterLayout:
     distractor_yx: list[tuple[int, int]]  # top-left of each crop on the canvas
 
 
+def _as_indices(indices) -> torch.Tensor:
+    """Integer indices as a flat long tensor; floats are refused (1.5 must not become item 1)."""
+    idx = torch.as_tensor(indices)
+    if idx.numel() == 0:
+        return torch.zeros(0, dtype=torch.long)
+    if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
+        raise TypeError(f"indices must be integers, got {idx.dtype}")
+    return idx.long().reshape(-1)
+
+
 MAX_DISTRACTORS = 1_000
 """A canvas of side 100 is covered many times over by 1,000 crops of 8 x 8; more is a typo."""
 
@@ -453,7 +463,7 @@ class ClutteredMNIST(torch.utils.data.Dataset):
 
     def render(self, indices) -> torch.Tensor:
         """uint8 canvases (B, size, size) for the given item indices, vectorised over the batch."""
-        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        idx = _as_indices(indices)
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.length):
             raise IndexError(f"indices must lie in [0, {self.length})")
         b, s, ds, source = len(idx), self.size, self.distractor_size, self.digits.images
@@ -477,7 +487,7 @@ class ClutteredMNIST(torch.utils.data.Dataset):
 
     def batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
         """Images float (B, 1, size, size) in [0, 1] and labels (B,) for a batch of item indices."""
-        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        idx = _as_indices(indices)
         if self._images is not None:
             if idx.numel() and (idx.min() < 0 or idx.max() >= self.length):
                 raise IndexError(f"indices must lie in [0, {self.length})")

@@ -194,3 +194,17 @@ def test_meta_tensors_are_refused_by_name():
     with pytest.raises(ValueError, match="meta tensor"):
         ashlib.sample(torch.ones(1, 1, 2, device="meta"), torch.ones(1, 1, 2, device="meta"), (4, 4),
                       a_local=1, a_global=1, region=2)
+
+
+def test_more_settings_checked_up_front():
+    from ashlib.data import ClutteredMNIST
+    from ashlib.experiments.identity import IdentityConfig
+
+    for lr in (-1, 0, float("nan")):
+        with pytest.raises(ValueError, match="lr must be"):
+            IdentityConfig(n=8, lr=lr)
+    ds = ClutteredMNIST("test", size=40, n_distractors=2, length=4, source="offline")
+    with pytest.raises(TypeError, match="indices must be integers"):
+        ds.batch([1.5])
+    images, labels = ds.batch([3, 0])
+    assert images.shape == (2, 1, 40, 40) and labels.tolist() == [int(ds.labels[3]), int(ds.labels[0])]
