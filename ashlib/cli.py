@@ -272,9 +272,10 @@ def _finish(args, experiment: str, module, result, model, config, summary: dict)
 
 
 def _command_line() -> str:
+    """The command that trains this model from scratch (a --resume that finished it is left out)."""
     import shlex
 
-    return "python -m ashlib " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return "python -m ashlib " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--resume")
 
 
 def build_parser() -> argparse.ArgumentParser:
