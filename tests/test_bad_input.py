@@ -208,3 +208,9 @@ def test_more_settings_checked_up_front():
         ds.batch([1.5])
     images, labels = ds.batch([3, 0])
     assert images.shape == (2, 1, 40, 40) and labels.tolist() == [int(ds.labels[3]), int(ds.labels[0])]
+
+
+def test_sorting_config_checks_samples_before_training():
+    with pytest.raises(ValueError, match="samples must be"):
+        SortingConfig(samples=-1)
+    assert SortingConfig(samples=0).samples == 0 and SortingConfig().samples is None

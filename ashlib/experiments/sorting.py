@@ -76,6 +76,9 @@ class SortingConfig:
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         if not isinstance(self.draws, int) or isinstance(self.draws, bool) or self.draws < 1:
             raise ValueError(f"draws must be an int >= 1, got {self.draws!r}")
+        if self.samples is not None and (not isinstance(self.samples, int) or isinstance(self.samples, bool)
+                                         or self.samples < 0):
+            raise ValueError(f"samples must be None (n per round) or an int >= 0, got {self.samples!r}")
         if not isinstance(self.local, int) or isinstance(self.local, bool) or self.local < 0:
             raise ValueError(f"local must be an int >= 0, got {self.local!r}")
         if self.local and self.method != "quicksort":
