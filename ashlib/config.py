@@ -21,9 +21,14 @@ def quick_mode() -> bool:
     return os.environ.get("ASHLIB_QUICK", "").strip().lower() in _TRUE
 
 
+def env_flag(name: str) -> bool:
+    """True when the environment variable ``name`` is 1/true/yes/on."""
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
 def debug_checks() -> bool:
     """True when ``ASHLIB_DEBUG`` is 1/true/yes/on: costly consistency checks run everywhere."""
-    return os.environ.get("ASHLIB_DEBUG", "").strip().lower() in _TRUE
+    return env_flag("ASHLIB_DEBUG")
 
 
 def show_progress(requested: bool = True) -> bool:

@@ -13,16 +13,16 @@ without anyone's answer in the notebook. An empty stub returns None, which no ch
 
 from __future__ import annotations
 
-import os
-
 import torch
+
+from .config import env_flag
 
 __all__ = ["EXERCISES", "check", "exercise", "solutions_enabled"]
 
 
 def solutions_enabled() -> bool:
     """True when ``ASHLIB_SOLUTIONS`` is 1/true/yes/on: stubs become the reference solutions."""
-    return os.environ.get("ASHLIB_SOLUTIONS", "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag("ASHLIB_SOLUTIONS")
 
 
 def exercise(stub):
@@ -41,9 +41,14 @@ class _Wrong(Exception):
     """An answer that is not right yet, with the reason shown to the student."""
 
 
-def _close(got, expected, what: str, atol: float = 1e-5) -> None:
+def _not_none(got, what: str = "the answer"):
     if got is None:
         raise _Wrong(f"{what}: the function returned None (is the stub still empty?)")
+    return got
+
+
+def _close(got, expected, what: str, atol: float = 1e-5) -> None:
+    _not_none(got, what)
     got_t = torch.as_tensor(got, dtype=torch.float64)
     expected_t = torch.as_tensor(expected, dtype=torch.float64)
     if got_t.shape != expected_t.shape:
@@ -74,8 +79,7 @@ def _check_corner_tuples(f) -> str:
                                  region=1)
             expected = sorted(map(tuple, tuples[0, 0].tolist()))
             got = f(mean.float())
-            if got is None:
-                raise _Wrong("the function returned None (is the stub still empty?)")
+            _not_none(got)
             got = sorted(map(tuple, torch.as_tensor(got).long().view(-1, r).tolist()))
             if got != expected:
                 raise _Wrong(f"mean {_show(mean)}: expected the tuples {expected}, got {got}")
@@ -160,8 +164,7 @@ def _check_box_around(f) -> str:
 
     for top, left, canvas in ((5, 9, 40), (0, 0, 60), (72, 30, 100)):
         raw = f(top, left, canvas)
-        if raw is None:
-            raise _Wrong("the function returned None (is the stub still empty?)")
+        _not_none(raw)
         corners = box_corners(torch.as_tensor(raw, dtype=torch.float32).view(1, 1, 4), (canvas, canvas))
         expected = torch.tensor([top, left, top + 27, left + 27], dtype=torch.float32)
         _close(corners.view(4), expected, f"digit at ({top}, {left}) on a {canvas}-pixel canvas: the box corners",
@@ -187,8 +190,7 @@ def _check_half_permutation(f) -> str:
             c = n >> (d - 1)
             o = (torch.rand(n // c, c, generator=g).argsort(-1) >= c // 2).long().view(n)
             got = f(o, d)
-            if got is None:
-                raise _Wrong("the function returned None (is the stub still empty?)")
+            _not_none(got)
             expected = half_permutation_rows(o.view(1, n), d)[0]
             if torch.as_tensor(got).long().tolist() != expected.tolist():
                 raise _Wrong(f"o = {o.tolist()}, d = {d}: expected {expected.tolist()}, got {torch.as_tensor(got).tolist()}")
@@ -217,8 +219,7 @@ def _check_sample_weight(f) -> str:
         weights = []
         for j in range(o.shape[0]):
             w = f(o[j], soft_o)
-            if w is None:
-                raise _Wrong("the function returned None (is the stub still empty?)")
+            _not_none(w)
             weights.append(float(w))
         kept = props > 0  # repeats get nothing in ashlib; compare the distinct samples
         mine = torch.tensor(weights)[kept]

@@ -18,6 +18,7 @@ how gradients reach the structure of W.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -39,8 +40,6 @@ MAX_POOL_BYTES = 2 * 2**30
 def _check_pool_memory(b: int, k: int, c: int, n_samples: int, r: int, item: int, chunk_size) -> None:
     """Refuse, with the fix, a pooled draw whose pairwise tensor would not fit comfortably:
     pooling c Gaussians compares each of the k with all c * S tuples of its pool, O(b k c S r)."""
-    import os
-
     limit = float(os.environ.get("ASHLIB_MAX_POOL_GIB", MAX_POOL_BYTES / 2**30)) * 2**30
     need = b * k * c * n_samples * r * max(item, 4)  # the (b, k/c, c, c*S, r) distances
     if need > limit:
