@@ -46,6 +46,7 @@ from torch.nn import functional as F
 
 from .contract import contract
 from .indexing import as_shape
+from .config import max_tensor_bytes
 from .layers import SIGMA_OFFSET, index_space
 from .sampling import _as_region, check_settings, sample, samples_per_gaussian
 
@@ -99,12 +100,33 @@ def _check_positive_int(name: str, value) -> int:
     return value
 
 
+def _check_count(name: str, value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return value
+
+
+def _check_positive_number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be None or a torch.Generator, got {type(generator).__name__}: "
+                         "pass torch.Generator().manual_seed(seed) for a seed")
+
+
 BOX_PARAMS = ("corners", "centre_scale")
 
 
 def _check_box_param(box_param: str, scale_range) -> tuple[float, float]:
     if box_param not in BOX_PARAMS:
         raise ValueError(f"box_param must be one of {BOX_PARAMS}, got {box_param!r}")
+    if isinstance(scale_range, (str, bytes)) or not hasattr(scale_range, "__len__") or len(scale_range) != 2 \
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scale_range):
+        raise ValueError(f"scale_range must be two numbers (min, max), fractions of the image, got {scale_range!r}")
     lo, hi = (float(v) for v in scale_range)
     if not 0 < lo < hi <= 1:
         raise ValueError(f"scale_range must be (min, max) fractions of the image with 0 < min < max <= 1, "
@@ -128,6 +150,9 @@ def box_corners(boxes: torch.Tensor, in_size, box_param: str = "corners", scale_
     """
     h, w = _check_size(in_size)
     lo, hi = _check_box_param(box_param, scale_range)
+    if not torch.is_tensor(boxes) or boxes.dim() == 0 or boxes.shape[-1] != 4 or not boxes.is_floating_point():
+        got = f"{tuple(boxes.shape)} {boxes.dtype}" if torch.is_tensor(boxes) else type(boxes).__name__
+        raise ValueError(f"boxes must be a float tensor (..., 4) of raw (y0, x0, y1, x1), got {got}")
     scale = boxes.new_tensor([h - 1, w - 1, h - 1, w - 1])
     if box_param == "corners":
         return torch.sigmoid(boxes) * scale
@@ -141,6 +166,11 @@ def raw_start_box(fractions, box_param: str = "corners", scale_range=(0.2, 0.6))
 
     For ``centre_scale`` the sides are clipped into ``scale_range``.
     """
+    if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__") \
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in fractions):
+        raise ValueError(f"init_box must be 4 fractions (y0, x0, y1, x1) strictly inside (0, 1), got {fractions!r}"
+                         + (" (names such as 'centre' belong to AttentionConfig.init_box)" if isinstance(fractions, str)
+                            else ""))
     box = tuple(float(v) for v in fractions)
     if len(box) != 4 or not all(0 < v < 1 for v in box):
         raise ValueError(f"init_box must be 4 fractions (y0, x0, y1, x1) strictly inside (0, 1), got {fractions!r}")
@@ -166,6 +196,9 @@ def glimpse_means(corners: torch.Tensor, glimpse_size: int) -> torch.Tensor:
     Output pixel (i, j) reads ``(y0 + (y1 - y0) * i / (s-1), x0 + (x1 - x0) * j / (s-1))``.
     """
     s = _check_positive_int("glimpse_size", glimpse_size)
+    if not torch.is_tensor(corners) or corners.dim() == 0 or corners.shape[-1] != 4:
+        got = tuple(corners.shape) if torch.is_tensor(corners) else type(corners).__name__
+        raise ValueError(f"corners must be a tensor (..., 4) of (y0, x0, y1, x1) pixels, got {got}")
     t = _grid_fractions(s, corners)
     y0, x0, y1, x1 = corners.unbind(-1)  # each (b, g)
     ys = y0[..., None] + (y1 - y0)[..., None] * t  # (b, g, s)
@@ -232,6 +265,9 @@ def _check_forward(images, boxes, in_size, n_glimpses):
         raise ValueError(f"images must have shape (batch, channels, {h}, {w}), got {got}")
     if not images.is_floating_point():
         raise ValueError(f"images must be floating point, got {images.dtype}")
+    if images.is_meta or (torch.is_tensor(boxes) and boxes.is_meta):
+        raise ValueError("glimpses need real tensors, got a meta tensor (no data) for the images or boxes: move the "
+                         "module and its inputs to 'cpu' or 'cuda' first")
     b = images.shape[0]
     if not torch.is_tensor(boxes) or tuple(boxes.shape) != (b, n_glimpses, 4):
         got = tuple(boxes.shape) if torch.is_tensor(boxes) else type(boxes).__name__
@@ -289,15 +325,17 @@ class SparseGlimpse(nn.Module):
         if chunk_size is None:
             raise ValueError("chunk_size=None (pool all g*s*s Gaussians) costs k**2 memory; pass a small divisor "
                              f"of k = {self.k}, e.g. 1 or {self.glimpse_size}")
-        self.chunk_size = check_settings(self.k, a_local, a_global, chunk_size)
+        self.chunk_size = check_settings(self.k, _check_count("a_local", a_local), _check_count("a_global", a_global),
+                                         _check_positive_int("chunk_size", chunk_size))
         self.a_local, self.a_global = a_local, a_global
         try:
             self.region = _as_region(region, self.in_size)
         except ValueError as err:
             raise ValueError(f"{err} (the image is {self.in_size}; the paper's default (20, 20) needs at least "
                              "20 x 20 pixels: pass a smaller region for small canvases)") from None
-        if not sigma_scale > 0 or not min_sigma > 0:
-            raise ValueError(f"need sigma_scale > 0 and min_sigma > 0, got {sigma_scale}, {min_sigma}")
+        sigma_scale = _check_positive_number("sigma_scale", sigma_scale)
+        min_sigma = _check_positive_number("min_sigma", min_sigma)
+        init_sigma = _check_positive_number("init_sigma", init_sigma)
         if not init_sigma > min_sigma:
             raise ValueError(f"init_sigma ({init_sigma}) must exceed min_sigma ({min_sigma})")
         self.sigma_scale, self.min_sigma = float(sigma_scale), float(min_sigma)
@@ -376,9 +414,22 @@ class SparseGlimpse(nn.Module):
         m = self.tuples_per_instance  # explicit, so an empty batch (b = 0) reshapes too
         return torch.cat([out.unsqueeze(-1), src], dim=-1).reshape(b, m, 3), weights.reshape(b, m)
 
+    def _check_memory(self, b: int) -> None:
+        """Refuse, before allocating, a batch whose b * k * chunk_size * S tuples would not fit: the largest
+        tensor holds one (output pixel, input pixel) pair of int64 per tuple, 16 bytes."""
+        need = 16 * b * self.tuples_per_instance
+        if need > max_tensor_bytes():
+            raise ValueError(
+                f"n_glimpses={self.n_glimpses} of glimpse_size={self.glimpse_size} with chunk_size="
+                f"{self.chunk_size} and S = {self.samples_per_pixel} samples per pixel contract "
+                f"{self.tuples_per_instance:,} tuples per image; a batch of {b} needs about {need / 2**30:.1f} GiB. "
+                "Use a smaller glimpse_size, chunk_size or batch (or raise ASHLIB_MAX_POOL_GIB)")
+
     def forward(self, images: torch.Tensor, boxes: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         _check_forward(images, boxes, self.in_size, self.n_glimpses)
+        _check_generator(generator)
+        self._check_memory(images.shape[0])
         _record_saturation(self, boxes)
         b, ch = images.shape[:2]
         h, w = self.in_size
@@ -471,6 +522,9 @@ def _check_images(images, in_channels, in_size):
     if not torch.is_tensor(images) or images.dim() != 4 or tuple(images.shape[1:]) != (in_channels, h, w):
         got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
         raise ValueError(f"images must have shape (batch, {in_channels}, {h}, {w}), got {got}")
+    if not images.is_floating_point():
+        raise ValueError(f"images must be floating point (pixels in [0, 1], as ClutteredMNIST gives them), got "
+                         f"{images.dtype}: convert uint8 canvases with images.float() / 255")
 
 
 def _logit(p: float) -> float:
@@ -504,6 +558,8 @@ class _Standardise(nn.Module):
         if not torch.is_tensor(images) or images.numel() < 2:
             raise ValueError("need a tensor of at least 2 pixels to measure the input statistics")
         images = images.detach().double()
+        if not bool(torch.isfinite(images).all()):
+            raise ValueError("images contain NaN or inf: cannot measure the input statistics")
         std = float(images.std())
         if not std > 0:
             raise ValueError("the images have zero variance: cannot standardise them")

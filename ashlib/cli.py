@@ -42,6 +42,9 @@ def _identity_parser(sub):
     p.add_argument("--a-global", type=int, default=None)
     p.add_argument("--chunk-size", type=int, default=None,
                    help="Gaussians per pool (default: all n, as in the paper)")
+    p.add_argument("--shared-draws", type=int, default=None,
+                   help="draws of tuples per batch, shared by its instances in turn (default: one per "
+                        "instance, as in the paper); fewer draws make a batch cheaper")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--stop-when-converged", action="store_true",
                    help="stop at the first evaluation with MSE < 0.01 and >= 95%% of the diagonal")
@@ -55,8 +58,8 @@ def _run_identity(args) -> int:
     config = identity.IdentityConfig(
         n=args.size, method=args.method, iterations=args.iterations, seed=args.seed, lr=args.lr,
         fix_values=not args.learned_values, baseline=args.baseline, a_local=args.a_local,
-        a_global=args.a_global, chunk_size=args.chunk_size, eval_every=args.eval_every,
-        stop_when_converged=args.stop_when_converged, device=args.device,
+        a_global=args.a_global, chunk_size=args.chunk_size, shared_draws=args.shared_draws,
+        eval_every=args.eval_every, stop_when_converged=args.stop_when_converged, device=args.device,
     )
     _prepare_out(args.out, False)
     mode = "quick mode" if quick_mode() else "full mode"

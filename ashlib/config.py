@@ -31,6 +31,18 @@ def debug_checks() -> bool:
     return env_flag("ASHLIB_DEBUG")
 
 
+def max_tensor_bytes() -> float:
+    """The largest intermediate tensor ashlib builds before refusing, in bytes: 2 GiB, or
+    ``ASHLIB_MAX_POOL_GIB`` GiB (the variable the sampler reads too). A size past it is refused
+    with a ValueError saying what to shrink, instead of an allocation failure or a swapping machine."""
+    value = os.environ.get("ASHLIB_MAX_POOL_GIB", "").strip()
+    try:
+        gib = float(value) if value else 2.0
+    except ValueError:
+        raise ValueError(f"ASHLIB_MAX_POOL_GIB must be a number of GiB, got {value!r}") from None
+    return gib * 2**30
+
+
 def show_progress(requested: bool = True) -> bool:
     """Whether to draw a progress bar: as requested, unless ``ASHLIB_PROGRESS=0``.
 

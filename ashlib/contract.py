@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .config import debug_checks
+from .config import debug_checks, max_tensor_bytes
 from .indexing import as_shape, check_fits_int64, flat_index
 
 
@@ -31,7 +31,7 @@ def _check(indices, values, x, out_shape, feature_dims=0):
     if any(torch.is_tensor(t) and t.is_meta for t in (indices, values, x)):
         raise ValueError("contract needs real tensors, got a meta tensor (no data): move the module and its input "
                          "to 'cpu' or 'cuda' first")
-    if not isinstance(feature_dims, int) or feature_dims < 0:
+    if isinstance(feature_dims, bool) or not isinstance(feature_dims, int) or feature_dims < 0:
         raise ValueError(f"feature_dims must be a non-negative int, got {feature_dims!r}")
     if x.dim() < 2 + feature_dims:
         raise ValueError(f"x must have shape (batch, *in_shape, *features) with at least one input dimension and "
@@ -160,5 +160,18 @@ def to_dense(indices: torch.Tensor, weights: torch.Tensor, shape) -> torch.Tenso
 
     For small matrices only: figures, and evaluations that need W itself (the layers never call it).
     """
-    W = torch.zeros(tuple(shape), dtype=weights.dtype, device=weights.device)
+    shape = as_shape(shape)
+    if not torch.is_tensor(indices) or indices.is_floating_point() or indices.is_complex() \
+            or indices.dtype == torch.bool or indices.dim() != 2 or indices.shape[1] != len(shape):
+        got = f"{indices.dtype} {tuple(indices.shape)}" if torch.is_tensor(indices) else type(indices).__name__
+        raise ValueError(f"indices must be an integer tensor (m, {len(shape)}), got {got}")
+    if not torch.is_tensor(weights) or weights.shape != indices.shape[:1]:
+        got = tuple(weights.shape) if torch.is_tensor(weights) else type(weights).__name__
+        raise ValueError(f"weights must have shape ({indices.shape[0]},), one per tuple, got {got}")
+    if math.prod(shape) * weights.element_size() > max_tensor_bytes():
+        raise ValueError(f"a dense W of shape {shape} would exceed ASHLIB_MAX_POOL_GIB; to_dense is for small "
+                         "matrices (figures, evaluation)")
+    if indices.numel() and (bool((indices < 0).any()) or bool((indices >= torch.tensor(shape, device=indices.device)).any())):
+        raise ValueError(f"indices out of range for shape {shape}")
+    W = torch.zeros(shape, dtype=weights.dtype, device=weights.device)
     return W.index_put(tuple(indices.long().unbind(-1)), weights, accumulate=True)

@@ -30,7 +30,7 @@ from typing import BinaryIO, Callable, NamedTuple
 import numpy as np
 import torch
 
-from .config import show_progress
+from .config import max_tensor_bytes, show_progress
 
 # --------------------------------------------------------------------------------------------
 # where files live
@@ -59,6 +59,8 @@ def shipped_data() -> Path:
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The data directory: ``root`` if given, else the checkout's ``data/``, else ~/.cache/ashlib."""
     if root is not None:
+        if not isinstance(root, (str, os.PathLike)):
+            raise ValueError(f"root must be a folder (a str or a path), got {root!r} ({type(root).__name__})")
         return Path(root).expanduser()
     if _CHECKOUT_DATA.is_dir() and (_CHECKOUT_DATA.parent / "pyproject.toml").is_file():
         return _CHECKOUT_DATA
@@ -246,8 +248,12 @@ def offline_file(root: str | os.PathLike | None = None) -> Path:
 
 def _load_offline(split: str, root) -> MNIST:
     path = offline_file(root)
-    with np.load(path, allow_pickle=False) as z:
-        images, labels = z[f"{split}_images"], z[f"{split}_labels"]
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            images, labels = z[f"{split}_images"], z[f"{split}_labels"]
+    except (OSError, ValueError, KeyError, EOFError) as error:  # not an npz, truncated, or without this split
+        raise ValueError(f"{path} is not the offline subset ({type(error).__name__}: {error}); restore it with "
+                         f"`git checkout data/{OFFLINE_FILE}` or pass root= to the folder holding it") from None
     digest = hashlib.sha256(images.astype(np.uint8).tobytes() + labels.astype(np.uint8).tobytes()).hexdigest()
     if digest != OFFLINE_SHA256[split]:
         raise ValueError(f"{path} ({split}) does not match the committed offline subset (content SHA-256 "
@@ -345,7 +351,10 @@ class ClutterLayout:
 
 def _as_indices(indices) -> torch.Tensor:
     """Integer indices as a flat long tensor; floats are refused (1.5 must not become item 1)."""
-    idx = torch.as_tensor(indices)
+    try:
+        idx = torch.as_tensor(indices)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"indices must be integers (a list, array or tensor), got {indices!r}: {error}") from None
     if idx.numel() == 0:
         return torch.zeros(0, dtype=torch.long)
     if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
@@ -395,9 +404,16 @@ class ClutteredMNIST(torch.utils.data.Dataset):
                              f"got {distractor_size}")
         self.split, self.size, self.seed = split, int(size), int(seed)
         self.n_distractors, self.distractor_size = int(n_distractors), int(distractor_size)
+        if length is not None and (isinstance(length, bool) or not isinstance(length, (int, np.integer))):
+            raise ValueError(f"length must be None (the paper's 60,000 / 10,000) or an int >= 1, got {length!r}")
         self.length = PAPER_LENGTH.get(split, 0) if length is None else int(length)
         if self.length < 1:
             raise ValueError(f"length must be >= 1, got {length}")
+        plan = self.length * 8 * (5 + 5 * self.n_distractors)  # int64 positions and sources, planned up front
+        if plan > max_tensor_bytes():
+            raise ValueError(f"length = {self.length:,} canvases with {self.n_distractors} distractors need about "
+                             f"{plan / 2**30:.1f} GiB for their layout alone (planned up front); use a smaller length, "
+                             "or raise ASHLIB_MAX_POOL_GIB")
         self.digits = _digits_from(mnist, split, source, root)
         self._root = root
         n = len(self.digits.labels)
@@ -519,7 +535,11 @@ class ClutteredMNIST(torch.utils.data.Dataset):
         """
         from tqdm.auto import tqdm
 
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1 (canvases rendered at a time), got {batch_size!r}")
         path = Path(path) if path is not None else self.cache_path()
+        if path.is_dir():
+            raise ValueError(f"path {path} is a folder: pass a file name (e.g. {path / self.cache_path().name})")
         meta = {"split": self.split, "size": self.size, "n_distractors": self.n_distractors,
                 "distractor_size": self.distractor_size, "seed": self.seed, "length": self.length,
                 "source": self.digits.source}
@@ -614,8 +634,12 @@ class SortingTask:
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A batch ``(images, numbers, perm)`` (shapes in the class docstring)."""
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        need = 4 * int(batch_size) * self.n * self.digits * 28 * 28  # the float images of the batch
+        if need > max_tensor_bytes():
+            raise ValueError(f"batch_size = {batch_size:,} instances of {self.n} numbers need about {need / 2**30:.1f} "
+                             "GiB of digit images; use a smaller batch_size (or raise ASHLIB_MAX_POOL_GIB)")
         g, b, n, d = self.generator, int(batch_size), self.n, self.digits
         if self.distinct:
             numbers = torch.multinomial(torch.ones(b, 10 ** d), n, replacement=False, generator=g)

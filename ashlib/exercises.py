@@ -28,6 +28,8 @@ def solutions_enabled() -> bool:
 def exercise(stub):
     """Decorator for a notebook's exercise stub: the stub itself, or the reference solution of
     the same name when :func:`solutions_enabled`."""
+    if not callable(stub) or not hasattr(stub, "__name__"):
+        raise ValueError(f"@exercise decorates an exercise's function (def corner_tuples(...): ...), got {stub!r}")
     if stub.__name__ not in EXERCISES:
         raise ValueError(f"no exercise named {stub.__name__!r}; known: {sorted(EXERCISES)}")
     if solutions_enabled():

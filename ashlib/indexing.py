@@ -11,20 +11,30 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
+
+from .config import debug_checks
 
 INT64_MAX = 2**63 - 1
 
 
 def as_shape(shape, name: str = "shape") -> tuple[int, ...]:
-    """Return ``shape`` as a tuple of positive ints, or raise a ValueError saying why not."""
-    if isinstance(shape, int):
+    """Return ``shape`` as a tuple of positive ints, or raise a ValueError saying why not.
+
+    Bools are refused (``True`` is an int to Python, but a size of True is a bug), and so are
+    strings ("8" would otherwise pass as the sequence ("8",)).
+    """
+    if isinstance(shape, int) and not isinstance(shape, bool):
         shape = (shape,)
+    if isinstance(shape, (str, bytes)) or isinstance(shape, bool):
+        raise ValueError(f"{name} must be a sequence of positive ints, got {shape!r}")
     try:
         dims = tuple(int(s) for s in shape)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ValueError(f"{name} must be a sequence of positive ints, got {shape!r}") from err
-    if any(d != s for d, s in zip(dims, shape)) or any(d < 1 for d in dims):
+    if any(isinstance(s, (bool, str, bytes)) for s in shape) or any(d != s for d, s in zip(dims, shape)) \
+            or any(d < 1 for d in dims):
         raise ValueError(f"{name} must contain positive ints only, got {tuple(shape)!r}")
     if len(dims) == 0:
         raise ValueError(f"{name} must have at least one dimension, got ()")
@@ -43,8 +53,28 @@ def check_fits_int64(shape: Sequence[int]) -> None:
 def flat_index(tuples: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     """Row-major flat index of integer tuples ``(..., r)`` into a tensor of ``shape`` (r dims).
 
-    ``flat = sum_d tuples[..., d] * prod(shape[d+1:])``, the paper's ``fi`` function.
+    ``flat = sum_d tuples[..., d] * prod(shape[d+1:])``, the paper's ``fi`` function. Type and
+    shape are checked; whether every tuple lies inside ``shape`` is not (that would cost a
+    device sync on the hot path of every contraction), except under ``ASHLIB_DEBUG=1``: a tuple
+    outside gives the flat index of another cell, or one outside ``[0, prod(shape))``.
     """
+    if not torch.is_tensor(tuples) or tuples.is_floating_point() or tuples.is_complex() or tuples.dtype == torch.bool:
+        got = tuples.dtype if torch.is_tensor(tuples) else type(tuples).__name__
+        raise ValueError(f"tuples must be an integer tensor (..., r), got {got}; round and cast with .long()")
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if isinstance(shape, (str, bytes, bool)) or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0 for s in shape):
+        raise ValueError(f"shape must be a sequence of non-negative ints, got {shape!r}")
+    shape = tuple(int(s) for s in shape)
+    if tuples.dim() == 0 or tuples.shape[-1] != len(shape):
+        raise ValueError(f"tuples must have shape (..., {len(shape)}), one coordinate per dimension of {shape}, "
+                         f"got {tuple(tuples.shape)}")
+    if tuples.numel() and 0 in shape:
+        raise ValueError(f"shape {shape} has a dimension of size 0: no tuple lies inside it")
+    if debug_checks() and tuples.numel() and not tuples.is_meta:
+        if bool((tuples < 0).any()) or bool((tuples >= torch.tensor(shape, device=tuples.device)).any()):
+            raise ValueError(f"tuples out of range for shape {shape} (ASHLIB_DEBUG=1 check)")
     strides = [math.prod(shape[d + 1 :]) for d in range(len(shape))]
     strides_t = torch.tensor(strides, dtype=torch.long, device=tuples.device)
     return (tuples.long() * strides_t).sum(-1)
@@ -54,8 +84,12 @@ def repeat_mask(keys: torch.Tensor) -> torch.Tensor:
     """True where ``keys[..., j]`` equals some ``keys[..., i]`` with ``i < j`` (same row).
 
     One stable sort per row, O(n log n): among equal keys the stable sort keeps the earliest
-    position first, so every later copy is marked and the first one is not.
+    position first, so every later copy is marked and the first one is not. Keys compare with
+    ``==``, so NaN keys are never repeats.
     """
+    if not torch.is_tensor(keys) or keys.dim() == 0 or keys.is_complex():
+        got = ("a 0-d tensor" if keys.dim() == 0 else f"{keys.dtype}") if torch.is_tensor(keys) else type(keys).__name__
+        raise ValueError(f"keys must be a real tensor (..., n) with at least one dimension, got {got}")
     sorted_keys, order = torch.sort(keys, dim=-1, stable=True)
     repeated_sorted = torch.zeros_like(sorted_keys, dtype=torch.bool)
     repeated_sorted[..., 1:] = sorted_keys[..., 1:] == sorted_keys[..., :-1]

@@ -25,8 +25,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .contract import contract
-from .indexing import as_shape
-from .sampling import _as_region, check_settings, sample
+from .indexing import as_shape, flat_index
+from .sampling import _as_region, check_settings, sample_log_density
 
 SIGMA_OFFSET = 2.0
 """Added to the raw sigma before the softplus (Algorithm 1), so a raw value of 0 starts wide."""
@@ -49,11 +49,12 @@ def index_space(raw_means, raw_sigmas, shape, sigma_scale: float = 0.1, min_sigm
 def check_layer(in_shape, out_shape, k, sigma_scale: float, min_sigma: float):
     """Validate what every W-parametrising layer is built from; return (in_shape, out_shape, shape of W)."""
     in_shape, out_shape = as_shape(in_shape, "in_shape"), as_shape(out_shape, "out_shape")
-    if not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k (the number of Gaussians) must be an int >= 1, got {k!r}")
-    if not (math.isfinite(sigma_scale) and sigma_scale > 0) or not (math.isfinite(min_sigma) and min_sigma > 0):
-        raise ValueError(f"need finite sigma_scale > 0 and min_sigma > 0 (the paper's tau, 0.1 by default; "
-                         f"0 lets sigma shrink until the proportions break down), got {sigma_scale}, {min_sigma}")
+    for name, v in (("sigma_scale", sigma_scale), ("min_sigma", min_sigma)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be a finite number > 0 (min_sigma is the paper's tau, 0.1 by default; "
+                             f"0 lets sigma shrink until the proportions break down), got {v!r}")
     return in_shape, out_shape, out_shape + in_shape
 
 
@@ -65,6 +66,35 @@ def split_values(props: torch.Tensor, values: torch.Tensor, chunk_size: int) -> 
     b, k, pool = props.shape
     c = chunk_size
     return torch.einsum("bqcj,bqc->bqj", props.view(b, k // c, c, pool), values.view(b, k // c, c))
+
+
+def split_log_density(log_density: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """:func:`split_values` of ``softmax(log_density)``, fused: (b, q, c, P), (b, q, c) -> (b, q, P).
+
+    Normalising and splitting in one autograd node needs one pass over the (Gaussian, tuple)
+    pairs forward and three backward, where softmax then einsum keep and traverse more.
+    """
+    return _SoftmaxSplit.apply(log_density, values)
+
+
+class _SoftmaxSplit(torch.autograd.Function):
+    """w_j = sum_i v_i p_ij with p = softmax(q) over j. Backward, with g = dL/dw:
+    dL/dv_i = sum_j p_ij g_j and dL/dq_ij = v_i p_ij (g_j - dL/dv_i)."""
+
+    @staticmethod
+    def forward(ctx, log_density, values):
+        props = torch.softmax(log_density, dim=-1)
+        ctx.save_for_backward(props, values)
+        return (values.unsqueeze(-2) @ props).squeeze(-2)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        props, values = ctx.saved_tensors
+        grad_values = (props @ grad.unsqueeze(-1)).squeeze(-1)  # (b, q, c)
+        grad_log = grad.unsqueeze(-2) - grad_values.unsqueeze(-1)  # (b, q, c, P)
+        grad_log.mul_(props).mul_(values.unsqueeze(-1))
+        return grad_log, grad_values
 
 
 class SparseTransform(nn.Module):
@@ -119,22 +149,26 @@ class SparseTransform(nn.Module):
         self._check_parameters(b, raw_means, raw_sigmas, values)
         means, sigmas = self.index_space(raw_means, raw_sigmas)
         chunk = self.k if self.chunk_size is None else self.chunk_size
-        indices, props = sample(
+        indices, log_density = sample_log_density(
             means, sigmas, self.shape, a_local=self.a_local, a_global=self.a_global,
             region=self.region, chunk_size=chunk, generator=generator,
         )
-        weights = split_values(props, values, chunk)
+        q = indices.shape[1]
+        weights = split_log_density(log_density, values.reshape(b, q, chunk).to(log_density.dtype)).to(values.dtype)
         m = indices.shape[1] * indices.shape[2]  # explicit, so an empty batch (b = 0) reshapes too
         return indices.reshape(b, m, self.rank), weights.reshape(b, m)
 
-    def transform(self, x, raw_means, raw_sigmas, values, generator=None):
-        """``y = W . x`` for the W sampled from these raw parameters (one per instance)."""
+    def _check_input(self, x, *tensors):
         if not torch.is_tensor(x) or tuple(x.shape[1:]) != self.in_shape:
             got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
             raise ValueError(f"input must have shape (batch, *{self.in_shape}), got {got}")
-        if any(t.is_meta for t in (x, raw_means, raw_sigmas, values) if torch.is_tensor(t)):
+        if any(t.is_meta for t in (x, *tensors, *self.parameters()) if torch.is_tensor(t)):
             raise ValueError("sparse layers need real tensors, got a meta tensor (no data): move the layer and its "
                              "input to 'cpu' or 'cuda' first")
+
+    def transform(self, x, raw_means, raw_sigmas, values, generator=None):
+        """``y = W . x`` for the W sampled from these raw parameters (one per instance)."""
+        self._check_input(x, raw_means, raw_sigmas, values)
         indices, weights = self.sample_weights(raw_means, raw_sigmas, values, generator)
         return contract(indices, weights.to(x.dtype), x, self.out_shape, validate=False)
 
@@ -146,6 +180,8 @@ class SparseTransform(nn.Module):
             raise ValueError(f"sigmas must have shape ({b}, {k}) or ({b}, {k}, {r}), got {tuple(raw_sigmas.shape)}")
         if tuple(values.shape) != (b, k):
             raise ValueError(f"values must have shape ({b}, {k}), got {tuple(values.shape)}")
+        if not values.is_floating_point():
+            raise ValueError(f"values must be floating point, got {values.dtype}: the proportions split them")
         if not bool(torch.isfinite(values).all()):
             raise ValueError("values contain NaN or inf; check the learning rate or the source network")
 
@@ -166,12 +202,21 @@ class SparseLayer(SparseTransform):
             Gaussians pass a small chunk size (e.g. 1 to 16) to keep memory linear in k.
         fix_values: keep every value at 1 (a buffer) instead of learning it.
         sigma_scale, min_sigma: sigma = softplus(raw + 2) * size * sigma_scale + min_sigma.
+        shared_draws: None (default, as the paper): every instance of a batch gets its own draw
+            of integer tuples. An int G: the batch draws only G sets of tuples and instance i
+            uses draw ``i % G``. Every instance of a non-adaptive layer has the same Gaussians,
+            so this only lowers the number of independent draws behind one gradient step, and
+            it divides the sampling cost (the O(b * k * chunk_size * S) part) by b / G.
     """
 
     def __init__(self, in_shape, out_shape, k, *, a_local, a_global, region, chunk_size=None,
-                 fix_values=False, sigma_scale=0.1, min_sigma=0.1):
+                 fix_values=False, sigma_scale=0.1, min_sigma=0.1, shared_draws: int | None = None):
         super().__init__(in_shape, out_shape, k, a_local=a_local, a_global=a_global, region=region,
                          chunk_size=chunk_size, sigma_scale=sigma_scale, min_sigma=min_sigma)
+        if shared_draws is not None and (isinstance(shared_draws, bool) or not isinstance(shared_draws, int)
+                                         or shared_draws < 1):
+            raise ValueError(f"shared_draws must be None (one draw per instance) or an int >= 1, got {shared_draws!r}")
+        self.shared_draws = shared_draws
         self.fix_values = bool(fix_values)
         self.means = nn.Parameter(torch.randn(k, self.rank))
         self.sigmas = nn.Parameter(torch.zeros(k))
@@ -188,9 +233,26 @@ class SparseLayer(SparseTransform):
         """The raw (means, sigmas, values) repeated for each instance: (b, k, r), (b, k), (b, k)."""
         return tuple(p.unsqueeze(0).expand(batch_size, *p.shape) for p in (self.means, self.sigmas, self.values))
 
+    def extra_repr(self) -> str:
+        shared = "" if self.shared_draws is None else f", shared_draws={self.shared_draws}"
+        return super().extra_repr() + shared
+
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b = x.shape[0] if torch.is_tensor(x) and x.dim() > 0 else 0
-        return self.transform(x, *self.batch_parameters(b), generator)
+        if self.shared_draws is None or self.shared_draws >= b:
+            return self.transform(x, *self.batch_parameters(b), generator)
+        self._check_input(x)
+        draws = self.shared_draws
+        indices, weights = self.sample_weights(*self.batch_parameters(draws), generator)
+        n_out, n_in = math.prod(self.out_shape), math.prod(self.in_shape)
+        if draws == 1 and n_out * n_in <= indices.shape[1]:
+            # one W for the batch, with fewer cells than sampled tuples: add the tuples up into a
+            # dense W once and multiply, instead of contracting b * m tuples
+            W = weights.new_zeros(n_out * n_in).index_add(0, flat_index(indices[0], self.shape), weights[0])
+            y = x.reshape(b, n_in) @ W.view(n_out, n_in).to(x.dtype).T
+            return y.view(b, *self.out_shape)
+        which = torch.arange(b, device=indices.device) % draws  # instance i uses draw i % G
+        return contract(indices[which], weights[which].to(x.dtype), x, self.out_shape, validate=False)
 
 
 class HyperLayer(SparseTransform):
@@ -205,6 +267,9 @@ class HyperLayer(SparseTransform):
                  region, chunk_size=None, sigma_scale=0.1, min_sigma=0.1):
         super().__init__(in_shape, out_shape, k, a_local=a_local, a_global=a_global, region=region,
                          chunk_size=chunk_size, sigma_scale=sigma_scale, min_sigma=min_sigma)
+        if source is not None and not callable(source):
+            raise ValueError(f"source must be a module or function x -> (means, sigmas, values), "
+                             f"got {type(source).__name__}")
         self.source = source
 
     def hyper(self, x: torch.Tensor):

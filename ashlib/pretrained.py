@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from .config import check_device
+
 __all__ = ["names", "load", "load_file", "save", "folder"]
 
 FORMAT = 1
@@ -89,13 +91,25 @@ def load_file(path, device: str = "cpu") -> torch.nn.Module:
     meta, weights = path.with_name(path.name + ".json"), path.with_name(path.name + ".pt")
     if not meta.is_file() or not weights.is_file():
         raise ValueError(f"no pretrained model at {path} (need {meta.name} and {weights.name})")
-    record = json.loads(meta.read_text())
+    check_device(device)  # before anything is loaded: a bogus name or a missing GPU says so
+    try:
+        record = json.loads(meta.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{meta} is not valid JSON ({error}): the file is damaged; restore it or save the model "
+                         "again") from None
+    missing = [key for key in ("experiment", "config", "sha256") if key not in record] if isinstance(record, dict) \
+        else ["a JSON object"]
+    if missing:
+        raise ValueError(f"{meta} lacks {', '.join(missing)}: it was not written by ashlib.pretrained.save()")
     digest = _sha256(weights)
     if digest != record.get("sha256"):
         raise ValueError(f"{weights} does not match its recorded SHA-256 (got {digest[:12]}..., recorded "
                          f"{str(record.get('sha256'))[:12]}...): the file is damaged or was replaced")
     module, config_class = _experiment(record["experiment"])
-    config = config_class(**record["config"])
+    try:
+        config = config_class(**record["config"])
+    except TypeError as error:  # a setting this version of ashlib does not know
+        raise ValueError(f"{meta}: its config does not fit this version of ashlib ({error})") from None
     model = module.build_model(config)
     state = torch.load(weights, map_location="cpu", weights_only=True)
     reference = model.state_dict()

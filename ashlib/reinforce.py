@@ -55,11 +55,13 @@ class ReinforceLayer(nn.Module):
     def __init__(self, in_shape, out_shape, k: int, *, fix_values: bool = False, baseline: str = "moving_average",
                  decay: float = 0.9, sigma_scale: float = 0.1, min_sigma: float = 0.1):
         super().__init__()
+        if isinstance(k, bool):
+            raise ValueError(f"k (the number of Gaussians) must be an int >= 1, got {k!r}")
         self.in_shape, self.out_shape, self.shape = check_layer(in_shape, out_shape, k, sigma_scale, min_sigma)
         if baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"decay must lie in [0, 1), got {decay}")
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 <= decay < 1.0:
+            raise ValueError(f"decay must be a number in [0, 1), got {decay!r}")
         self.k, self.baseline, self.decay = k, baseline, float(decay)
         self.sigma_scale, self.min_sigma = float(sigma_scale), float(min_sigma)
         self.fix_values = bool(fix_values)
@@ -109,14 +111,20 @@ class ReinforceLayer(nn.Module):
         if not torch.is_tensor(x) or tuple(x.shape[1:]) != self.in_shape:
             got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
             raise ValueError(f"input must have shape (batch, *{self.in_shape}), got {got}")
+        if any(t.is_meta for t in (x, points, *self.parameters(), *self.buffers()) if torch.is_tensor(t)):
+            raise ValueError("ReinforceLayer needs real tensors, got a meta tensor (no data): move the layer and its "
+                             "input to 'cpu' or 'cuda' first")
         if not all(bool(torch.isfinite(p).all()) for p in (self.means, self.sigmas, self.values)):
             raise ValueError("the layer's parameters contain NaN or inf (a diverged update?): "
                              "re-initialise the layer or lower the learning rate")
         b = x.shape[0]
         if points is None:
             points = self.sample_points(b, generator)
-        elif tuple(points.shape) != (b, self.k, self.rank):
-            raise ValueError(f"points must have shape ({b}, {self.k}, {self.rank}), got {tuple(points.shape)}")
+        elif not torch.is_tensor(points) or tuple(points.shape) != (b, self.k, self.rank):
+            got = tuple(points.shape) if torch.is_tensor(points) else type(points).__name__
+            raise ValueError(f"points must have shape ({b}, {self.k}, {self.rank}), got {got}")
+        elif points.numel() and not bool(torch.isfinite(points).all()):
+            raise ValueError("points contain NaN or inf: they cannot be rounded to index tuples")
         self.last_log_prob = self.log_prob(points)
         weights = self.values.to(x.dtype).unsqueeze(0).expand(b, self.k)
         return contract(self.round_points(points), weights, x, self.out_shape, validate=False)
@@ -125,7 +133,8 @@ class ReinforceLayer(nn.Module):
         """A scalar whose gradient is the estimator: backprop for values, REINFORCE for the Gaussians.
 
         ``losses`` (b,) holds each instance's loss for the W it drew in the last forward call;
-        the returned value equals ``losses.mean()``, only its gradient differs.
+        the returned value equals ``losses.mean()``, only its gradient differs. An empty batch
+        gives 0 (still connected to the graph) and leaves the moving-average baseline unchanged.
         """
         lp = self.last_log_prob
         if lp is None:
@@ -133,6 +142,11 @@ class ReinforceLayer(nn.Module):
         if not torch.is_tensor(losses) or losses.shape != lp.shape:
             raise ValueError(f"losses must have one entry per instance, shape {tuple(lp.shape)}, "
                              f"got {tuple(losses.shape) if torch.is_tensor(losses) else type(losses).__name__}")
+        if not losses.is_floating_point():
+            raise ValueError(f"losses must be floating point (one loss per instance), got {losses.dtype}")
+        if losses.numel() == 0:  # an empty batch: nothing to learn from, and its mean (NaN) must not reach the baseline
+            self.last_log_prob = None
+            return losses.sum() + 0 * lp.sum()
         feedback = losses.detach()
         if not bool(torch.isfinite(feedback).all()):
             # one inf would become the moving-average baseline and make every later gradient NaN

@@ -18,12 +18,12 @@ how gradients reach the structure of W.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from .config import max_tensor_bytes
 from .indexing import as_shape, check_fits_int64, flat_index, repeat_mask
 
 
@@ -33,14 +33,13 @@ nearest gets a proportion of exactly 0 anyway, and far smaller sigmas overflow t
 distances to inf (all-NaN proportions: float32 below ~1e-20, float16 at ~1e-3)."""
 
 
-MAX_POOL_BYTES = 2 * 2**30
-"""Largest (b, k, c, c*S, r) tensor :func:`sample` builds (2 GiB; env ``ASHLIB_MAX_POOL_GIB``)."""
 
 
 def _check_pool_memory(b: int, k: int, c: int, n_samples: int, r: int, item: int, chunk_size) -> None:
     """Refuse, with the fix, a pooled draw whose pairwise tensor would not fit comfortably:
-    pooling c Gaussians compares each of the k with all c * S tuples of its pool, O(b k c S r)."""
-    limit = float(os.environ.get("ASHLIB_MAX_POOL_GIB", MAX_POOL_BYTES / 2**30)) * 2**30
+    pooling c Gaussians compares each of the k with all c * S tuples of its pool, O(b k c S r).
+    The limit is :func:`ashlib.config.max_tensor_bytes` (2 GiB, env ``ASHLIB_MAX_POOL_GIB``)."""
+    limit = max_tensor_bytes()
     need = b * k * c * n_samples * r * max(item, 4)  # the (b, k/c, c, c*S, r) distances
     if need > limit:
         suggestion = max(1, int(c * limit / need))
@@ -80,10 +79,10 @@ def _as_region(region, shape: tuple[int, ...]) -> tuple[int, ...]:
 def check_settings(k: int, a_local: int, a_global: int, chunk_size: int | None) -> int:
     """Validate the sampling settings for k Gaussians; return the chunk size c (k if None)."""
     for name, a in (("a_local", a_local), ("a_global", a_global)):
-        if not isinstance(a, int) or a < 0:
+        if isinstance(a, bool) or not isinstance(a, int) or a < 0:
             raise ValueError(f"{name} must be a non-negative int, got {a!r}")
     c = k if chunk_size is None else chunk_size
-    if not isinstance(c, int) or c < 1 or k % c != 0:
+    if isinstance(c, bool) or not isinstance(c, int) or c < 1 or k % c != 0:
         raise ValueError(f"chunk_size must be None or a positive divisor of k = {k}, got {chunk_size!r}")
     return c
 
@@ -151,6 +150,23 @@ def sample(
         props: (b, k, c*S), each Gaussian's proportions over its chunk's pool: non-negative,
             summing to one, exactly zero for a tuple that repeats an earlier one in its pool.
     """
+    pools, log_density = sample_log_density(means, sigmas, shape, a_local=a_local, a_global=a_global,
+                                            region=region, chunk_size=chunk_size, generator=generator)
+    b, k = means.shape[:2]
+    props = torch.softmax(log_density, dim=-1).reshape(b, k, pools.shape[2]).to(means.dtype)
+    return pools, props
+
+
+def sample_log_density(means, sigmas, shape, *, a_local, a_global, region, chunk_size=1, generator=None):
+    """:func:`sample` up to the normalisation: ``(indices (b, k/c, c*S, r), log_density (b, k/c, c, c*S))``.
+
+    ``softmax(log_density, -1)`` are the proportions. The layers normalise and split the values
+    in one step (:func:`ashlib.layers.split_log_density`), which saves passes over the pairs.
+    The log density is float32 for half-precision means.
+    """
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be None or a torch.Generator, got {type(generator).__name__}: "
+                         "pass torch.Generator().manual_seed(seed) for a seed")
     shape = as_shape(shape)
     check_fits_int64(shape)
     b, k, r, c = _check_inputs(means, sigmas, shape, a_local, a_global, chunk_size)
@@ -167,40 +183,49 @@ def sample(
     # in the normalisation); a softmax in log space cannot underflow to an all-zero row. Half
     # precision is computed in float32 and sigma held above SIGMA_FLOOR, so ((t - mu) / sigma)^2
     # cannot overflow to inf for every tuple (which would give an all-NaN row).
-    out_dtype = means.dtype
     if means.dtype in (torch.float16, torch.bfloat16):
         means, sigmas = means.float(), sigmas.float()
     sigmas = sigmas.clamp_min(SIGMA_FLOOR)
-    shape5 = (b, k // c, c, 1, r)
-    log_density = _LogDensity.apply(pools.to(means.dtype).unsqueeze(2), means.view(shape5), sigmas.view(shape5))
-    log_density = log_density.masked_fill(repeats.unsqueeze(2), float("-inf"))  # (b, k/c, c, c*S)
-    props = torch.softmax(log_density, dim=-1).reshape(b, k, c * n_samples).to(out_dtype)
-    return pools, props
+    log_density = pool_log_density(pools, means.view(b, k // c, c, r), sigmas.view(b, k // c, c, r), shape,
+                                   exclude=repeats)  # (b, k/c, c, c*S), -inf at repeats
+    return pools, log_density
 
 
-class _LogDensity(torch.autograd.Function):
-    """q = -1/2 sum_d ((t_d - mu_d) / sigma_d)**2 for every (Gaussian, tuple) pair.
+def pool_log_density(pools: torch.Tensor, means: torch.Tensor, sigmas: torch.Tensor, shape,
+                     exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """q = -1/2 sum_d ((t_d - mu_d) / sigma_d)**2 of every Gaussian at every tuple of its pool.
 
-    Shapes broadcast as tuples (b, q, 1, P, r), means and sigmas (b, q, c, 1, r) -> (b, q, c, P).
-    A hand-written backward keeps one (b, q, c, P, r) tensor, z = (t - mu) / sigma, and needs two
-    passes over it: dq/dmu = z / sigma and dq/dsigma = z**2 / sigma, summed over the P tuples.
-    Autograd's generic chain would keep and traverse several tensors of that size.
+    pools: long (b, q, P, r); means, sigmas: (b, q, c, r) -> (b, q, c, P); ``exclude`` (b, q, P)
+    marks tuples whose q is -inf for every Gaussian (the repeats).
+
+    The log density is a sum of one term per dimension, and a tuple's coordinate in dimension d
+    takes one of only ``shape[d]`` values. Where ``shape[d] <= P`` each Gaussian's term is
+    tabulated once per value, (b, q, c, shape[d]), and gathered per tuple: one pass over the
+    (b, q, c, P) pairs forward and one scatter back, exact, instead of several passes over a
+    (b, q, c, P, r) tensor of differences. The first tabulated dimension also carries the
+    exclusion, as one extra table entry of -inf that excluded tuples point to. Wider dimensions
+    compute the difference directly.
     """
-
-    @staticmethod
-    def forward(ctx, tuples, means, sigmas):
-        z = (tuples - means) * sigmas.reciprocal()
-        ctx.save_for_backward(z, sigmas)
-        return (z * z).sum(-1).mul_(-0.5)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        z, sigmas = ctx.saved_tensors
-        gz = grad.unsqueeze(-1) * z
-        grad_means = gz.sum(3, keepdim=True).div_(sigmas) if ctx.needs_input_grad[1] else None
-        grad_sigmas = (gz.mul_(z)).sum(3, keepdim=True).div_(sigmas) if ctx.needs_input_grad[2] else None
-        return None, grad_means, grad_sigmas
+    b, q, pool, r = pools.shape
+    c = means.shape[2]
+    total = None
+    for d in range(r):
+        coordinate = pools[..., d].unsqueeze(2)  # (b, q, 1, P)
+        mu, inv_sigma = means[..., d : d + 1], sigmas[..., d : d + 1].reciprocal()  # (b, q, c, 1)
+        if shape[d] <= pool:
+            values = torch.arange(shape[d], dtype=means.dtype, device=means.device)
+            table = ((values - mu) * inv_sigma).square().mul(-0.5)  # (b, q, c, shape[d])
+            if exclude is not None:  # entry shape[d] is -inf; excluded tuples read it
+                table = torch.cat([table, table.new_full((b, q, c, 1), float("-inf"))], dim=-1)
+                coordinate = coordinate.masked_fill(exclude.unsqueeze(2), shape[d])
+                exclude = None
+            term = table.gather(-1, coordinate.expand(b, q, c, pool))
+        else:
+            term = ((coordinate.to(means.dtype) - mu) * inv_sigma).square().mul(-0.5)
+        total = term if total is None else total.add_(term)  # neither term is saved for backward
+    if exclude is not None:
+        total = total.masked_fill(exclude.unsqueeze(2), float("-inf"))
+    return total
 
 
 def _propose(means, shape, region, a_local, a_global, generator):

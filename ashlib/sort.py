@@ -126,6 +126,80 @@ def _repeats(o: torch.Tensor) -> torch.Tensor:
     return repeat_rows_mask(o)
 
 
+class _MixedPermutation(torch.autograd.Function):
+    """y[b] = sum_s p[b, s] P_s x[b], where P_s puts x[b, i] at row ``rows[b, s, i]``.
+
+    A round of quicksort mixes a few permutations; only the sample slots that carry weight in
+    some instance are applied (a repeat has p = 0, and so has, after float underflow, every
+    sample the keys make very unlikely; ``min_proportion`` drops more). Skipping p = 0 is exact:
+    such a sample adds nothing, and its gradient through the softmax that made p is p (...) = 0.
+    Per kept slot, for the whole batch at once: forward gathers x by the inverse permutation and
+    adds it, weighted (one gather, one fused multiply-add); backward gathers the output gradient
+    by the permutation, G = P_s^T dL/dy, and uses it twice: dL/dx += p_s G, dL/dp_s = <G, x>.
+    No per-tuple dot products, no copy of a row per tuple.
+    """
+
+    @staticmethod
+    def forward(ctx, x, rows, props, min_proportion=0.0):
+        b, s, n = rows.shape
+        flat_x = x.reshape(b * n, -1)
+        f = flat_x.shape[1]
+        keep = props > min_proportion  # (b, s)
+        weights = props * keep
+        slots = keep.any(0).nonzero().flatten().tolist()
+        offsets = (torch.arange(b, device=x.device) * n).view(b, 1)
+        positions = torch.arange(n, device=x.device).expand(b, n)
+        # Gathers write into preallocated tensors: a fresh tensor per slot the size of the items
+        # would cost more in page faults than the copy itself on a CPU.
+        y = flat_x.new_empty(b * n, f)
+        moved = flat_x.new_empty(b * n, f) if len(slots) > 1 else None
+        for number, slot in enumerate(slots):  # a few slots per round, each vectorised over batch, items, features
+            inverse = torch.empty_like(positions).scatter_(1, rows[:, slot], positions)  # y[j] = x[inverse[j]]
+            source = (inverse + offsets).view(-1)
+            weight = weights[:, slot].view(b, 1, 1)
+            if number == 0:
+                torch.index_select(flat_x, 0, source, out=y)
+                y.view(b, n, f).mul_(weight)
+            else:
+                torch.index_select(flat_x, 0, source, out=moved)
+                y.view(b, n, f).addcmul_(moved.view(b, n, f), weight)
+        if not slots:
+            y.zero_()
+        ctx.save_for_backward(flat_x, rows, weights, keep)
+        ctx.slots = slots
+        return y.view(x.shape)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        flat_x, rows, weights, keep = ctx.saved_tensors
+        b, s, n = rows.shape
+        f = flat_x.shape[1]
+        flat_grad = grad.reshape(b * n, f)
+        offsets = (torch.arange(b, device=grad.device) * n).view(b, 1)
+        grad_x = flat_x.new_zeros(b * n, f) if ctx.needs_input_grad[0] and not ctx.slots else None
+        grad_props = weights.new_zeros(b, s) if ctx.needs_input_grad[2] else None
+        pulled = None
+        for number, slot in enumerate(ctx.slots):
+            target = (rows[:, slot] + offsets).view(-1)
+            weight = weights[:, slot].view(b, 1, 1)
+            if number == 0 and ctx.needs_input_grad[0]:  # the first slot's P_s^T dL/dy becomes dL/dx in place
+                grad_x = torch.index_select(flat_grad, 0, target)
+                current = grad_x
+            else:
+                pulled = flat_grad.new_empty(b * n, f) if pulled is None else pulled
+                current = torch.index_select(flat_grad, 0, target, out=pulled)
+            if grad_props is not None:
+                grad_props[:, slot] = torch.bmm(current.view(b, 1, n * f), flat_x.view(b, n * f, 1)).view(b)
+            if number == 0 and ctx.needs_input_grad[0]:
+                grad_x.view(b, n, f).mul_(weight)
+            elif ctx.needs_input_grad[0]:
+                grad_x.view(b, n, f).addcmul_(current.view(b, n, f), weight)
+        if grad_props is not None:
+            grad_props = grad_props * keep  # a dropped sample gets no gradient
+        return (grad_x.view(grad.shape) if grad_x is not None else None), None, grad_props, None
+
+
 @dataclass
 class HalfPermutationStep:
     """One round as a sparse layer: ``indices`` (b, s*n, 2) (row, column) and ``weights`` (b, s*n).
@@ -140,16 +214,26 @@ class HalfPermutationStep:
     proportions: torch.Tensor
     o: torch.Tensor
     soft_o: torch.Tensor  # o' (b, n)
+    min_proportion: float = 0.0  # apply() skips samples with a proportion at or below this
 
     def apply(self, x: torch.Tensor, transpose: bool = False) -> torch.Tensor:
-        """P x (or P^T x) for x (b, n, *features)."""
-        indices = self.indices.flip(-1) if transpose else self.indices
+        """P x (or P^T x) for x (b, n, *features).
+
+        ``P x`` moves whole rows, one kept permutation at a time (:class:`_MixedPermutation`);
+        ``P^T x`` (for the intermediate loss's targets) goes through :func:`ashlib.contract`.
+        """
         n = x.shape[1]
+        if not transpose:
+            b, s = self.proportions.shape
+            rows = self.indices[..., 0].view(b, s, n)
+            return _MixedPermutation.apply(x, rows, self.proportions.to(x.dtype), self.min_proportion)
+        indices = self.indices.flip(-1)
         return contract(indices, self.weights.to(x.dtype), x, (n,), validate=False, feature_dims=x.dim() - 2)
 
 
 def half_permutation_step(keys: torch.Tensor, d: int, *, samples: int, C: float = 10.0,
-                          generator: torch.Generator | None = None, local: int = 0) -> HalfPermutationStep:
+                          generator: torch.Generator | None = None, local: int = 0,
+                          min_proportion: float = 0.0) -> HalfPermutationStep:
     """The sparse layer approximating P^d(o') for keys (b, n): the hard o, ``samples`` uniformly
     random o's and ``local`` o's one swap away from the hard one (see ``_local_buckets``)."""
     b, n = keys.shape
@@ -167,7 +251,7 @@ def half_permutation_step(keys: torch.Tensor, d: int, *, samples: int, C: float 
     columns = torch.arange(n, device=keys.device).expand(b, s, n)
     indices = torch.stack([rows, columns], dim=-1).view(b, s * n, 2)
     weights = proportions.unsqueeze(-1).expand(b, s, n).reshape(b, s * n)
-    return HalfPermutationStep(d, indices, weights, proportions, o, log_up.exp())
+    return HalfPermutationStep(d, indices, weights, proportions, o, log_up.exp(), min_proportion)
 
 
 @dataclass
@@ -188,7 +272,8 @@ class QuicksortResult:
 
 
 def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = None, C: float = 10.0,
-              generator: torch.Generator | None = None, pad: bool = True, local: int = 0) -> QuicksortResult:
+              generator: torch.Generator | None = None, pad: bool = True, local: int = 0,
+              min_proportion: float = 0.0) -> QuicksortResult:
     """Softly sort ``items`` (b, n, *f) by ``keys`` (b, n), ascending, differentiably in the keys.
 
     Args:
@@ -199,6 +284,13 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
         generator: for reproducible samples.
         pad: if n is not a power of two, append keys that sort last (and zero items), sort, and
             drop them; with ``pad=False`` such n raises a ValueError.
+        min_proportion: sampled half-permutations whose proportion is at or below this are left
+            out of the round's product with the items. 0 (default) is exact: only repeats and
+            proportions that underflowed to 0 are skipped, and they add nothing either way. A
+            small positive value (1e-6) skips samples the keys make negligible, which is most of
+            them at large n: each output element moves by at most ``samples * min_proportion *
+            max|item|`` per round, and those samples' gradients (each scaled by its proportion,
+            so at most min_proportion) are dropped.
 
     Keys far apart (relative to 1/C) give an exact hard sort; keys that are close mix their items.
     Items with wide feature rows are permuted by a sparse-dense product (see
@@ -207,12 +299,21 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
     """
     if not torch.is_tensor(keys) or keys.dim() != 2 or not keys.is_floating_point():
         raise ValueError("keys must be a float tensor of shape (batch, n)")
+    if keys.is_meta or (torch.is_tensor(items) and items.is_meta):
+        raise ValueError("quicksort needs real tensors, got a meta tensor (no data) for keys or items: move them to "
+                         "'cpu' or 'cuda' first")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be None or a torch.Generator, got {type(generator).__name__}: "
+                         "pass torch.Generator().manual_seed(seed) for a seed")
+    if isinstance(samples, bool):
+        raise ValueError(f"samples must be None (n per round) or a non-negative int, got {samples!r}")
     if isinstance(C, bool) or not isinstance(C, (int, float)) or not math.isfinite(C) or C <= 0:
         raise ValueError(f"C (the sharpness of o' = sigmoid(C (key - median))) must be a finite number > 0, got {C!r}: "
                          "C = 0 gives the keys no gradient and C < 0 sorts the buckets the wrong way round")
-    if torch.is_tensor(items) and not (items.is_floating_point() or items.is_complex()):
-        raise ValueError(f"items must be a floating-point tensor (they are mixed by the sort's proportions), "
-                         f"got {items.dtype}: convert them with items.float()")
+    if torch.is_tensor(items) and not items.is_floating_point():
+        raise ValueError(f"items must be a floating-point tensor, real (they are mixed by the sort's proportions), "
+                         f"got {items.dtype}: convert them with items.float()"
+                         + (", or sort the real and imaginary parts as two features" if items.is_complex() else ""))
     if not torch.is_tensor(items) or items.dim() < 2 or tuple(items.shape[:2]) != tuple(keys.shape):
         raise ValueError(f"items must have shape (batch, n, *features) matching keys {tuple(keys.shape)}, "
                          f"got {tuple(items.shape) if torch.is_tensor(items) else type(items).__name__}")
@@ -242,9 +343,13 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
         raise ValueError(f"samples must be a non-negative int, got {samples!r}")
     if not isinstance(local, int) or isinstance(local, bool) or local < 0:
         raise ValueError(f"local must be a non-negative int, got {local!r}")
+    if isinstance(min_proportion, bool) or not isinstance(min_proportion, (int, float)) \
+            or not 0 <= min_proportion < 1:
+        raise ValueError(f"min_proportion must be a number in [0, 1), got {min_proportion!r}")
     result = QuicksortResult(sorted=items, n=n)
     for d in range(1, rounds + 1):
-        step = half_permutation_step(keys, d, samples=samples, C=C, generator=generator, local=local)
+        step = half_permutation_step(keys, d, samples=samples, C=C, generator=generator, local=local,
+                                     min_proportion=float(min_proportion))
         keys = step.apply(keys.unsqueeze(-1)).squeeze(-1)
         items = step.apply(items)
         result.layers.append(step)

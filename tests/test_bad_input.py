@@ -1,12 +1,16 @@
 """Bad input and faults (issue 13): a clear ValueError, or a documented correct result, never a
 silent NaN or a crash deep inside. Each test states the expected behaviour independently."""
 
+import json
 import math
+import shutil
 
 import pytest
 import torch
 
 import ashlib
+from ashlib import attention, exercises, indexing, pretrained, sort_baselines
+from ashlib import data as data_module
 from ashlib.experiments.sorting import SortingConfig
 
 
@@ -24,9 +28,9 @@ def test_tiny_sigmas_give_the_nearest_tuple_all_the_weight(dtype, sigma):
 
 
 def test_min_sigma_must_be_positive():
-    with pytest.raises(ValueError, match="min_sigma > 0"):
+    with pytest.raises(ValueError, match="min_sigma must be a finite number > 0"):
         ashlib.SparseLayer(8, 8, 8, a_local=2, a_global=2, region=3, min_sigma=0)
-    with pytest.raises(ValueError, match="min_sigma > 0"):
+    with pytest.raises(ValueError, match="min_sigma must be a finite number > 0"):
         ashlib.SparseLayer(8, 8, 8, a_local=2, a_global=2, region=3, min_sigma=float("nan"))
 
 
@@ -214,3 +218,257 @@ def test_sorting_config_checks_samples_before_training():
     with pytest.raises(ValueError, match="samples must be"):
         SortingConfig(samples=-1)
     assert SortingConfig(samples=0).samples == 0 and SortingConfig().samples is None
+
+
+# ------------------------------------------------------------------ the probe's table (scripts/probe_bad_input.py)
+# Every case the probe found wrong and that was fixed outside the sampler, layers and contraction: the
+# exception type, and a message that names the argument. New entry points join these tables.
+
+
+def _glimpse(in_size=(20, 20), glimpse_size=4, **kw):
+    args = dict(a_local=2, a_global=2, region=(5, 5))
+    args.update(kw)
+    return attention.SparseGlimpse(in_size, glimpse_size, **args)
+
+
+def _source(**kw):
+    return attention.SourceNetwork(1, 1, (16, 16), hidden=8, **kw)
+
+
+def _reinforce_forward(**kw):
+    layer = ashlib.ReinforceLayer(4, 4, 4)
+    return layer(torch.randn(3, 4), **kw)
+
+
+def _surrogate(losses):
+    layer = ashlib.ReinforceLayer(4, 4, 4, fix_values=True)
+    layer(torch.randn(3, 4))
+    return layer.surrogate_loss(losses)
+
+
+def _cluttered(**kw):
+    args = dict(split="test", size=40, n_distractors=2, length=4, source="offline")
+    args.update(kw)
+    return data_module.ClutteredMNIST(**args)
+
+
+def _sorting_task():
+    return data_module.SortingTask(4, split="test", source="offline")
+
+
+_KEYS = torch.tensor([[0.3, -2.0, 1.5, 0.9]])
+_NAN_KEYS = torch.tensor([[0.3, float("nan"), 1.5, 0.9]])
+
+BAD_INPUTS = {
+    # shapes given as sizes (ashlib.indexing.as_shape, used by every entry point that takes a shape)
+    "sample shape '8x8'": (lambda: ashlib.sample(torch.ones(1, 1, 2), torch.ones(1, 1, 2), "8x8", a_local=1,
+                                                 a_global=1, region=2), ValueError, "shape must be"),
+    "sample shape (True, 8)": (lambda: ashlib.sample(torch.zeros(1, 1, 2), torch.ones(1, 1, 2), (True, 8), a_local=1,
+                                                     a_global=1, region=1), ValueError, "shape must contain"),
+    "contract out_shape (True,)": (lambda: ashlib.contract(torch.zeros(1, 1, 2, dtype=torch.long), torch.ones(1, 1),
+                                                           torch.ones(1, 4), (True,)), ValueError, "out_shape"),
+    "SparseLayer in_shape True": (lambda: ashlib.SparseLayer(True, 3, 4, a_local=1, a_global=1, region=1),
+                                  ValueError, "in_shape"),
+    "SparseGlimpse in_size (True, 20)": (lambda: _glimpse(in_size=(True, 20), region=1), ValueError, "in_size"),
+    # ashlib.indexing
+    "flat_index float tuples": (lambda: indexing.flat_index(torch.tensor([[1.7, 2.0]]), (4, 5)), ValueError,
+                                "tuples must be an integer tensor"),
+    "flat_index tuples of 1 for 2 dims": (lambda: indexing.flat_index(torch.tensor([[1]]), (4, 5)), ValueError,
+                                          r"tuples must have shape \(\.\.\., 2\)"),
+    "flat_index shape (0, 5)": (lambda: indexing.flat_index(torch.tensor([[0, 1]]), (0, 5)), ValueError,
+                                "shape .* size 0"),
+    "flat_index tuples a list": (lambda: indexing.flat_index([[1, 2]], (4, 5)), ValueError, "tuples must be"),
+    "flat_index shape (True, 5)": (lambda: indexing.flat_index(torch.tensor([[0, 1]]), (True, 5)), ValueError,
+                                   "shape must be"),
+    "repeat_mask complex keys": (lambda: indexing.repeat_mask(torch.ones(3, dtype=torch.complex64)), ValueError,
+                                 "keys must be a real tensor"),
+    "repeat_mask 0-d keys": (lambda: indexing.repeat_mask(torch.tensor(3)), ValueError, "keys must be"),
+    "repeat_mask keys a list": (lambda: indexing.repeat_mask([1, 2, 1]), ValueError, "keys must be"),
+    # ReinforceLayer
+    "ReinforceLayer decay '0.9'": (lambda: ashlib.ReinforceLayer(4, 4, 4, decay="0.9"), ValueError, "decay"),
+    "ReinforceLayer k=True": (lambda: ashlib.ReinforceLayer(4, 4, True), ValueError, r"\bk\b"),
+    "ReinforceLayer on meta": (lambda: ashlib.ReinforceLayer(4, 4, 4).to("meta")(torch.zeros(3, 4, device="meta")),
+                               ValueError, "meta tensor"),
+    "ReinforceLayer NaN points": (lambda: _reinforce_forward(points=torch.full((3, 4, 2), float("nan"))), ValueError,
+                                  "points contain NaN"),
+    "ReinforceLayer int losses": (lambda: _surrogate(torch.ones(3, dtype=torch.long)), ValueError,
+                                  "losses must be floating point"),
+    # quicksort
+    "quicksort generator=0": (lambda: ashlib.quicksort(_KEYS, torch.rand(1, 4, 2), generator=0), ValueError,
+                              "generator must be"),
+    "quicksort complex items": (lambda: ashlib.quicksort(_KEYS, torch.rand(1, 4, 2).to(torch.complex64)), ValueError,
+                                "items must be a floating-point tensor"),
+    "quicksort samples=True": (lambda: ashlib.quicksort(_KEYS, torch.rand(1, 4, 2), samples=True), ValueError,
+                               "samples must be"),
+    "quicksort meta keys": (lambda: ashlib.quicksort(_KEYS.to("meta"), torch.rand(1, 4, 2, device="meta")), ValueError,
+                            "meta tensor"),
+    # NeuralSort / SoftSort
+    **{f"{name} tau {tau!r}": (lambda name=name, tau=tau: getattr(sort_baselines, name)(_KEYS, tau=tau), ValueError, "tau must be")
+       for name in ("neuralsort", "softsort") for tau in (float("inf"), "1", True)},
+    **{f"{name} NaN key": (lambda name=name: getattr(sort_baselines, name)(_NAN_KEYS), ValueError, "keys contain NaN")
+       for name in ("neuralsort", "softsort")},
+    **{f"{name} n = 10^5 refused before allocating": (lambda name=name: getattr(sort_baselines, name)(torch.zeros(4, 100_000)),
+                                                      ValueError, "GiB")
+       for name in ("neuralsort", "softsort")},
+    "apply_permutation 5 items for P of 4": (lambda: sort_baselines.apply_permutation(torch.eye(4).expand(2, 4, 4),
+                                                                                  torch.rand(2, 5, 3)),
+                                             ValueError, "items must have shape"),
+    "apply_permutation int items": (lambda: sort_baselines.apply_permutation(torch.eye(4).expand(2, 4, 4),
+                                                                         torch.ones(2, 4, 3, dtype=torch.long)),
+                                    ValueError, "items .* same dtype"),
+    # attention
+    "SparseGlimpse a_global=True": (lambda: _glimpse(a_global=True), ValueError, "a_global"),
+    "SparseGlimpse init_sigma inf": (lambda: _glimpse(init_sigma=float("inf")), ValueError, "init_sigma"),
+    "SparseGlimpse sigma_scale inf": (lambda: _glimpse(sigma_scale=float("inf")), ValueError, "sigma_scale"),
+    "SparseGlimpse min_sigma '0.1'": (lambda: _glimpse(min_sigma="0.1"), ValueError, "min_sigma"),
+    "SparseGlimpse scale_range (0.2,)": (lambda: _glimpse(box_param="centre_scale", scale_range=(0.2,)), ValueError,
+                                         "scale_range"),
+    "SparseGlimpse scale_range 'ab'": (lambda: _glimpse(box_param="centre_scale", scale_range="ab"), ValueError,
+                                       "scale_range"),
+    "SparseGlimpse on meta": (lambda: _glimpse().to("meta")(torch.rand(2, 1, 20, 20, device="meta"),
+                                                            torch.zeros(2, 1, 4, device="meta")), ValueError, "meta"),
+    "SparseGlimpse generator='seed'": (lambda: _glimpse()(torch.rand(2, 1, 20, 20), torch.zeros(2, 1, 4), "seed"),
+                                       ValueError, "generator must be"),
+    "SparseGlimpse glimpse_size 10^5 refused before allocating": (
+        lambda: _glimpse(glimpse_size=100_000)(torch.rand(2, 1, 20, 20), torch.zeros(2, 1, 4)), ValueError,
+        "glimpse_size.*GiB"),
+    "SourceNetwork init_box 'centre'": (lambda: _source(init_box="centre"), ValueError, "init_box"),
+    "SourceNetwork uint8 images": (lambda: _source()(torch.zeros(2, 1, 16, 16, dtype=torch.uint8)), ValueError,
+                                   "images must be floating point"),
+    "SourceNetwork NaN statistics": (lambda: _source().set_input_statistics(torch.full((2, 1, 16, 16), float("nan"))),
+                                     ValueError, "images contain NaN"),
+    "box_corners of a list": (lambda: attention.box_corners([[0.0] * 4], (20, 20)),
+                              ValueError, "boxes must be"),
+    "glimpse_means of (b, g, 3)": (lambda: attention.glimpse_means(torch.zeros(2, 1, 3), 4),
+                                   ValueError, "corners must be"),
+    # data
+    "load_mnist root=123": (lambda: data_module.load_mnist("test", "offline", root=123), ValueError,
+                            "root must be"),
+    "ClutteredMNIST length '10'": (lambda: _cluttered(length="10"), ValueError, "length must be"),
+    "ClutteredMNIST length 2.7": (lambda: _cluttered(length=2.7), ValueError, "length must be"),
+    "ClutteredMNIST length True": (lambda: _cluttered(length=True), ValueError, "length must be"),
+    "ClutteredMNIST length 10^9 refused before allocating": (lambda: _cluttered(length=10**9), ValueError,
+                                                             "length = .*GiB"),
+    "ClutteredMNIST batch('ab')": (lambda: _cluttered().batch("ab"), TypeError, "indices must be integers"),
+    "ClutteredMNIST materialise(batch_size=0)": (lambda: _cluttered().materialise("unused.pt", batch_size=0),
+                                                 ValueError, "batch_size"),
+    "ClutteredMNIST materialise(batch_size=-1)": (lambda: _cluttered().materialise("unused.pt", batch_size=-1),
+                                                  ValueError, "batch_size"),
+    "SortingTask sample(True)": (lambda: _sorting_task().sample(True), ValueError, "batch_size"),
+    "SortingTask sample(10^9) refused before allocating": (lambda: _sorting_task().sample(10**9), ValueError,
+                                                           "batch_size.*GiB"),
+    # pretrained, exercises
+    "pretrained.load device 'gpu0'": (lambda: pretrained.load("sort-softsort-n4",
+                                                                                               device="gpu0"),
+                                      ValueError, "device 'gpu0'"),
+    "exercise(42)": (lambda: exercises.exercise(42), ValueError, "@exercise decorates"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_is_refused_by_name(name):
+    make, error, pattern = BAD_INPUTS[name]
+    with pytest.raises(error, match=pattern):
+        make()
+
+
+BAD_SETTINGS = [
+    ("IdentityConfig", dict(n=8, values_lr_scale="0.1"), "values_lr_scale"),
+    ("IdentityConfig", dict(n=8, iterations="10"), "iterations"),
+    ("IdentityConfig", dict(n=8, iterations=2.5), "iterations"),
+    ("IdentityConfig", dict(n=8, batch_size=True), "batch_size"),
+    ("IdentityConfig", dict(n=8, chunk_size="2"), "chunk_size"),
+    ("IdentityConfig", dict(n=8, a_local=-1), "a_local"),
+    ("IdentityConfig", dict(n=8, a_global=1.5), "a_global"),
+    ("IdentityConfig", dict(n=8, region=0), "region"),
+    ("IdentityConfig", dict(n=8, region=64), "region"),
+    ("IdentityConfig", dict(n=8, eval_samples=0), "eval_samples"),
+    ("IdentityConfig", dict(n=8, device="gpu0"), "device"),
+    ("IdentityConfig", dict(n=8, seed="0"), "seed"),
+    ("IdentityConfig", dict(n=8, seed=-1), "seed"),
+    ("SortingConfig", dict(width=float("inf")), "width"),
+    ("SortingConfig", dict(batch_size="64"), "batch_size"),
+    ("SortingConfig", dict(batch_size=True), "batch_size"),
+    ("SortingConfig", dict(iterations=2.5), "iterations"),
+    ("SortingConfig", dict(digits=0), "digits"),
+    ("SortingConfig", dict(digits=19), "digits"),
+    ("SortingConfig", dict(source="web"), "source"),
+    ("SortingConfig", dict(device="gpu0"), "device"),
+    ("SortingConfig", dict(seed="0"), "seed"),
+    ("AttentionConfig", dict(init_box=(0, 0, 1, 1)), "init_box"),
+    ("AttentionConfig", dict(lr=True), "lr"),
+    ("AttentionConfig", dict(warmup=True), "warmup"),
+    ("AttentionConfig", dict(canvas=20), "canvas"),
+    ("AttentionConfig", dict(n_distractors=-1), "n_distractors"),
+    ("AttentionConfig", dict(n_distractors=10**6), "n_distractors"),
+    ("AttentionConfig", dict(chunk_size=5), "chunk_size"),
+    ("AttentionConfig", dict(source="web"), "source"),
+    ("AttentionConfig", dict(device="gpu0"), "device"),
+    ("AttentionConfig", dict(seed=-1), "seed"),
+]
+
+
+@pytest.mark.parametrize("config,settings,name", BAD_SETTINGS,
+                         ids=[f"{c}-{n}={s[n]!r}" for c, s, n in BAD_SETTINGS])
+def test_experiment_configs_refuse_bad_settings_up_front(config, settings, name):
+    from ashlib.experiments import attention, identity, sorting
+
+    cls = {"IdentityConfig": identity.IdentityConfig, "SortingConfig": sorting.SortingConfig,
+           "AttentionConfig": attention.AttentionConfig}[config]
+    with pytest.raises(ValueError, match=rf"\b{name}\b"):
+        cls(**settings)
+
+
+def _pretrained_copy(tmp_path, edit):
+    for suffix in (".pt", ".json"):
+        shutil.copy(pretrained.folder() / f"sort-softsort-n4{suffix}", tmp_path / f"m{suffix}")
+    record = json.loads((tmp_path / "m.json").read_text())
+    (tmp_path / "m.json").write_text(edit(record))
+    return lambda: pretrained.load_file(tmp_path / "m")
+
+
+@pytest.mark.parametrize("edit,pattern", [
+    (lambda r: "{not json", r"m\.json is not valid JSON"),
+    (lambda r: json.dumps({k: v for k, v in r.items() if k != "experiment"}), r"m\.json lacks experiment"),
+    (lambda r: json.dumps({**r, "config": {**r["config"], "colour": "red"}}),
+     r"m\.json: its config does not fit"),
+], ids=["not JSON", "no experiment", "unknown config key"])
+def test_pretrained_files_that_are_not_ashlibs_are_named(tmp_path, edit, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        _pretrained_copy(tmp_path, edit)()
+
+
+def test_files_and_folders_are_checked_before_work(tmp_path):
+    (tmp_path / "mnist_offline.npz").write_text("not an npz")
+    with pytest.raises(ValueError, match="is not the offline subset"):
+        data_module.load_mnist("test", "offline", root=tmp_path)
+    with pytest.raises(ValueError, match="is a folder"):
+        _cluttered().materialise(tmp_path, progress=False)
+
+
+def test_an_empty_batch_leaves_the_reinforce_baseline_alone():
+    """surrogate_loss of b = 0 is 0 (not the NaN mean of nothing), and the moving average keeps its value."""
+    layer = ashlib.ReinforceLayer(4, 4, 4, fix_values=True)
+    x = torch.randn(3, 4)
+    layer.surrogate_loss((layer(x) - x).pow(2).mean(1)).backward()
+    before = layer.average_loss.clone()
+    empty = torch.zeros(0, 4)
+    loss = layer.surrogate_loss((layer(empty) - empty).pow(2).mean(1))
+    assert float(loss.detach()) == 0.0 and torch.equal(layer.average_loss, before)
+    loss.backward()  # connected to the graph, contributes nothing
+
+
+def test_integer_points_are_rounded_like_float_points():
+    layer = ashlib.ReinforceLayer(4, 4, 4)
+    x = torch.randn(3, 4)
+    points = torch.randint(0, 4, (3, 4, 2))
+    torch.testing.assert_close(layer(x, points=points), layer(x, points=points.float()))
+
+
+def test_cli_refuses_a_negative_checkpoint_interval_before_training(tmp_path, capsys):
+    from ashlib.cli import main
+
+    code = main(["sort", "--n", "4", "--iterations", "1", "--source", "offline", "--checkpoint-every", "-1",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "checkpoint_every must be" in err and "Traceback" not in err

@@ -59,11 +59,13 @@ def test_every_method_sorts_far_apart_keys(method):
 
 @pytest.mark.parametrize("method,intermediate", [("quicksort", True), ("softsort", False)])
 def test_training_runs_and_learns_on_easy_data(method, intermediate):
-    config = SortingConfig(n=4, method=method, intermediate=intermediate, iterations=40, eval_every=20,
+    # 80 batches: after 40 the error still jumps between 0.55 and 1.0 with float rounding alone
+    # (summation order), after 80 it is below 0.4 either way.
+    config = SortingConfig(n=4, method=method, intermediate=intermediate, iterations=80, eval_every=40,
                            eval_instances=300, width=0.25, lr=2e-3, batch_size=16)
     result = train(config, progress=False, tasks=(GreyDigits(4, seed=0), lambda: GreyDigits(4, seed=99)))
-    assert len(result.losses) == 40 and result.eval_iterations == [20, 40]
-    assert result.eval_error[-1] < 0.9  # chance for n = 4 is 1 - 1/24 = 0.96
+    assert len(result.losses) == 80 and result.eval_iterations == [40, 80]
+    assert result.eval_error[-1] < 0.8  # chance for n = 4 is 1 - 1/24 = 0.96
 
 
 def test_draws_average_independent_sorts():

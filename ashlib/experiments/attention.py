@@ -20,7 +20,6 @@ The recipe here differs from the paper's text where that is what makes the glimp
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -30,10 +29,12 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from ..attention import _check_box_param
+from ..attention import _check_box_param, raw_start_box
+from ..data import MAX_DISTRACTORS
 from ..attention import (CENTRE_BOX, HEADS, INITS, ConvNetBaseline, GlimpseClassifier, GlimpseSaturationWarning,
                          SpatialTransformerClassifier, box_spread, check_collapse)
 from ..config import quick_mode, seed_everything, show_progress
+from .checks import check_device_name, check_int, check_positive, check_seed, check_source
 from .schedule import check_schedule, lr_factor
 
 MODELS = ("sparse", "stn", "convnet")
@@ -93,8 +94,8 @@ class AttentionConfig:
             raise ValueError(f"init_box must be one of {tuple(INIT_BOXES)}, 4 fractions or None, got {self.init_box!r}")
         if isinstance(self.init_box, list):
             self.init_box = tuple(self.init_box)
-        self.scale_range = tuple(float(v) for v in self.scale_range)
         _check_box_param(self.box_param, self.scale_range)
+        self.scale_range = tuple(float(v) for v in self.scale_range)
         quick = quick_mode()
         defaults = dict(glimpse_size=12 if quick else (32 if self.n_glimpses == 1 else 12),
                         canvas=40 if quick else 100, n_distractors=4 if quick else 8,
@@ -103,6 +104,7 @@ class AttentionConfig:
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        check_positive("lr", self.lr)
         if self.source_lr is None:
             self.source_lr = self.lr * SOURCE_LR_RATIO[self.model]
         for name in ("n_glimpses", "glimpse_size", "canvas", "train_size", "test_size", "epochs", "batch_size",
@@ -110,17 +112,27 @@ class AttentionConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        for name in ("lr", "source_lr"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        check_positive("source_lr", self.source_lr)
         check_schedule(self.lr_schedule)
-        if not isinstance(self.warmup, int) or self.warmup < 0:
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
             raise ValueError(f"warmup must be an int >= 0 (batches), got {self.warmup!r}")
+        if check_int("n_distractors", self.n_distractors, 0) > MAX_DISTRACTORS:
+            raise ValueError(f"n_distractors must be at most {MAX_DISTRACTORS:,}, got {self.n_distractors:,}")
+        if self.box_fractions is not None:
+            raw_start_box(self.box_fractions, self.box_param, self.scale_range)  # 4 fractions inside (0, 1)
+        k = self.n_glimpses * self.glimpse_size**2
+        if self.model == "sparse" and k % self.chunk_size:
+            raise ValueError(f"chunk_size must divide the {k} glimpse pixels (n_glimpses x glimpse_size^2), "
+                             f"got {self.chunk_size}")
+        check_source(self.source)
+        check_seed(self.seed)
+        check_device_name(self.device)
         if self.eval_every is not None and (not isinstance(self.eval_every, int) or self.eval_every < 1):
             raise ValueError(f"eval_every must be None or an int >= 1 (batches), got {self.eval_every!r}")
         if self.glimpse_size > self.canvas:
             raise ValueError(f"glimpse_size {self.glimpse_size} is larger than the canvas {self.canvas}")
+        if self.canvas < 28:
+            raise ValueError(f"canvas must be at least 28 (an MNIST digit is 28 x 28), got {self.canvas}")
 
     @property
     def steps_per_epoch(self) -> int:
@@ -320,6 +332,7 @@ def train(config: AttentionConfig, progress: bool = True, data: AttentionData | 
     ``stopped_early`` set); ``resume=True`` continues from that file, exactly as if never
     stopped (same batches, same samples).
     """
+    check_int("checkpoint_every", checkpoint_every, 0)  # 0: only at the end and on Ctrl-C
     seed_everything(config.seed)
     device = torch.device(config.device)
     data = data if data is not None else load_data(config)

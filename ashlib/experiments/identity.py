@@ -23,6 +23,7 @@ from ..contract import to_dense
 from ..layers import SparseLayer
 from ..reinforce import BASELINES, ReinforceLayer
 from ..sampling import sample
+from .checks import check_device_name, check_int, check_positive, check_seed
 
 # (a_local, a_global) from appendix A.1, and the paper's training budgets (Figure 2 caption).
 PAPER_SAMPLES = {8: (1, 2), 16: (2, 2), 32: (2, 8), 64: (2, 10)}
@@ -57,6 +58,8 @@ class IdentityConfig:
     values_init: str = "ones"  # or "randn", the plain SparseLayer initialisation
     values_lr_scale: float = 0.1
     chunk_size: int | None = None
+    # None: one draw of tuples per instance (the paper); G: the batch shares G draws (SparseLayer)
+    shared_draws: int | None = None
     eval_every: int = 500
     eval_samples: int = 10_000
     snapshot_every: int = 250
@@ -71,8 +74,7 @@ class IdentityConfig:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.values_init not in ("ones", "randn"):
             raise ValueError(f"values_init must be 'ones' or 'randn', got {self.values_init!r}")
-        if not self.values_lr_scale > 0:
-            raise ValueError(f"values_lr_scale must be positive, got {self.values_lr_scale}")
+        check_positive("values_lr_scale", self.values_lr_scale)
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
         log_n = max(1, round(math.log2(self.n)))
@@ -86,8 +88,19 @@ class IdentityConfig:
         if self.iterations is None:
             budgets = QUICK_BUDGETS if quick_mode() else PAPER_BUDGETS
             self.iterations = budgets.get(self.n, 6_000 if quick_mode() else 40_000)
+        for name in ("iterations", "batch_size", "eval_every", "snapshot_every", "eval_samples"):
+            check_int(name, getattr(self, name))
+        check_int("a_local", self.a_local, 0)
+        check_int("a_global", self.a_global, 0)
+        if check_int("region", self.region) > self.n:
+            raise ValueError(f"region must lie in [1, n = {self.n}] (the local box inside W), got {self.region}")
+        check_int("chunk_size", self.chunk_size, optional=True)
+        check_seed(self.seed)
+        check_device_name(self.device)
         if self.chunk_size is not None and (self.chunk_size < 1 or self.n % self.chunk_size):
             raise ValueError(f"chunk_size must divide n = {self.n}, got {self.chunk_size}")
+        if self.shared_draws is not None and self.method != "sparse":
+            raise ValueError("shared_draws applies to method='sparse' only")
         if self.iterations < 1 or self.batch_size < 1 or self.eval_every < 1 or self.snapshot_every < 1:
             raise ValueError("iterations, batch_size, eval_every and snapshot_every must be >= 1")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) \
@@ -150,7 +163,8 @@ def build_layer(config: IdentityConfig) -> SparseLayer | ReinforceLayer:
         layer = ReinforceLayer(n, n, n, fix_values=config.fix_values, baseline=config.baseline)
     else:
         layer = SparseLayer(n, n, n, a_local=config.a_local, a_global=config.a_global, region=config.region,
-                            chunk_size=config.chunk_size, fix_values=config.fix_values)
+                            chunk_size=config.chunk_size, fix_values=config.fix_values,
+                            shared_draws=config.shared_draws)
     if not config.fix_values and config.values_init == "ones":
         with torch.no_grad():
             layer.values.fill_(1.0)

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ..config import quick_mode, seed_everything, show_progress
 from ..sort import intermediate_loss, quicksort
+from .checks import check_device_name, check_int, check_positive, check_seed, check_source
 from .schedule import check_schedule, lr_factor, set_lr
 from ..sort_baselines import apply_permutation, neuralsort, softsort
 
@@ -67,8 +68,14 @@ class SortingConfig:
             self.iterations = 300 if quick_mode() else 50_000
         if self.eval_instances is None:
             self.eval_instances = 1_000 if quick_mode() else 10_000
-        if min(self.iterations, self.batch_size, self.eval_every, self.eval_instances) < 1 or not self.width > 0:
-            raise ValueError("iterations, batch_size, eval_every, eval_instances and width must be positive")
+        for name in ("iterations", "batch_size", "eval_every", "eval_instances"):
+            check_int(name, getattr(self, name))
+        check_positive("width", self.width)
+        if check_int("digits", self.digits) > 18:
+            raise ValueError(f"digits must be between 1 and 18 (numbers must fit in int64), got {self.digits}")
+        check_source(self.source)
+        check_seed(self.seed)
+        check_device_name(self.device)
         check_schedule(self.lr_schedule)
         for name in ("C", "tau", "lr"):
             value = getattr(self, name)
@@ -231,6 +238,7 @@ def train(config: SortingConfig, progress: bool = True, tasks=None, *, checkpoin
     from dataclasses import asdict
     from pathlib import Path
 
+    check_int("checkpoint_every", checkpoint_every, 0)  # 0: only at the end and on Ctrl-C
     seed_everything(config.seed)
     device = torch.device(config.device)
     train_task, make_test_task = tasks if tasks is not None else make_tasks(config)
