@@ -532,8 +532,9 @@ def hyper_layer_cases():
             plain = hyper(hyper_source())(x, generator=gen(5))
             return mixed, plain
         return run, lambda r: close(r[1])(r[0])
-    run, check = same_as_float(values=lambda b: torch.ones(b, 4, dtype=torch.long))
-    R("dtype", ep, "source values int64 (expected: the output of float values)", run, check)
+    # integer values would be truncated by the proportions: refused (before: a silently wrong output)
+    E("dtype", ep, "source values int64", lambda: hyper(hyper_source(values=lambda b: torch.ones(b, 4, dtype=torch.long)))(x),
+      r"values must be floating point")
     run, check = same_as_float(means=lambda b: torch.zeros(b, 4, 2, dtype=torch.float64))
     R("dtype", ep, "source means float64, values float32 (expected: the output of float32)", run, check)
     E("NaN/inf", ep, "source gives NaN means",

@@ -11,6 +11,7 @@ import torch
 import ashlib
 from ashlib import attention, exercises, indexing, pretrained, sort_baselines
 from ashlib import data as data_module
+from ashlib.contract import to_dense
 from ashlib.experiments.sorting import SortingConfig
 
 
@@ -362,6 +363,39 @@ BAD_INPUTS = {
                                                                                                device="gpu0"),
                                       ValueError, "device 'gpu0'"),
     "exercise(42)": (lambda: exercises.exercise(42), ValueError, "@exercise decorates"),
+    # sampling, layers, contraction (fixes proposed by the probe)
+    "sample a_local=True": (lambda: ashlib.sample(torch.ones(1, 1, 2), torch.ones(1, 1, 2), (4, 4), a_local=True,
+                                                 a_global=1, region=2), ValueError, "a_local"),
+    "sample generator=0": (lambda: ashlib.sample(torch.ones(1, 1, 2), torch.ones(1, 1, 2), (4, 4), a_local=1,
+                                                 a_global=1, region=2, generator=0), ValueError, "generator"),
+    "SparseLayer chunk_size=True": (lambda: ashlib.SparseLayer(4, 4, 4, a_local=1, a_global=1, region=2,
+                                                               chunk_size=True), ValueError, "chunk_size"),
+    "SparseLayer k=True": (lambda: ashlib.SparseLayer(4, 4, True, a_local=1, a_global=1, region=2), ValueError, "k "),
+    "SparseLayer sigma_scale '0.1'": (lambda: ashlib.SparseLayer(4, 4, 4, a_local=1, a_global=1, region=2,
+                                                                 sigma_scale="0.1"), ValueError, "sigma_scale"),
+    "SparseLayer min_sigma None": (lambda: ashlib.SparseLayer(4, 4, 4, a_local=1, a_global=1, region=2,
+                                                              min_sigma=None), ValueError, "min_sigma"),
+    "SparseLayer shared_draws 0": (lambda: ashlib.SparseLayer(4, 4, 4, a_local=1, a_global=1, region=2,
+                                                              shared_draws=0), ValueError, "shared_draws"),
+    "HyperLayer source=5": (lambda: ashlib.HyperLayer(4, 3, 4, source=5, a_local=1, a_global=1, region=2),
+                            ValueError, "source must be"),
+    "HyperLayer integer values": (lambda: ashlib.HyperLayer(
+        4, 3, 4, source=lambda x: (torch.zeros(x.shape[0], 4, 2), torch.zeros(x.shape[0], 4),
+                                   torch.ones(x.shape[0], 4, dtype=torch.long)),
+        a_local=1, a_global=1, region=2)(torch.ones(2, 4)), ValueError, "values must be floating point"),
+    "contract feature_dims=True": (lambda: ashlib.contract(torch.zeros(1, 1, 2, dtype=torch.long), torch.ones(1, 1),
+                                                           torch.ones(1, 4, 3), (4,), feature_dims=True),
+                                   ValueError, "feature_dims"),
+    "to_dense float indices": (lambda: to_dense(torch.zeros(2, 2), torch.ones(2), (3, 3)),
+                               ValueError, "indices must be an integer tensor"),
+    "to_dense index out of range": (lambda: to_dense(
+        torch.tensor([[0, 3]]), torch.ones(1), (3, 3)), ValueError, "out of range"),
+    "to_dense weights of the wrong length": (lambda: to_dense(
+        torch.zeros(2, 2, dtype=torch.long), torch.ones(3), (3, 3)), ValueError, "weights must have shape"),
+    "to_dense huge shape": (lambda: to_dense(
+        torch.zeros(1, 2, dtype=torch.long), torch.ones(1), (10**6, 10**6)), ValueError, "to_dense is for small"),
+    "quicksort min_proportion 1": (lambda: ashlib.quicksort(torch.randn(1, 4), torch.randn(1, 4, 1),
+                                                            min_proportion=1.0), ValueError, "min_proportion"),
 }
 
 
