@@ -15,8 +15,8 @@ Variants, interleaved in this one process so their ratios survive a noisy machin
   share of the step.
 
 Prints medians in ms and the ratios pooled / shared and pooled / sparse.mm contraction. The
-side-by-side with the authors' sparse-hyper (outside this project, see the closing note of
-issue 14) used the same step at n = 8 ... 64.
+side-by-side with the authors' sparse-hyper (a harness outside this project, results in
+``benchmarks/results/side_by_side_sparse_hyper.txt``) used the same step at n = 8 ... 64.
 """
 
 from __future__ import annotations
