@@ -14,7 +14,8 @@ Variants, interleaved in this one process so their ratios survive a noisy machin
   (block-diagonal over the batch) instead of :func:`ashlib.contract`, for the contraction's
   share of the step.
 
-Prints medians in ms and the ratios pooled / shared and pooled / sparse.mm contraction. The
+Prints medians in ms and, measured in the same run, the ratios pooled / shared, shared / dense
+and sparse.mm / contract. The
 side-by-side with the authors' sparse-hyper (a harness outside this project, results in
 ``benchmarks/results/side_by_side_sparse_hyper.txt``) used the same step at n = 8 ... 64.
 """
@@ -77,7 +78,8 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, 1 thread, batch {BATCH}; median ms per identity step (fixed values)")
-    header = ["n", "pooled", "pooled, shared", "chunk 1", "dense", "contract", "sparse.mm", "pooled/shared"]
+    header = ["n", "pooled", "pooled, shared", "chunk 1", "dense", "contract", "sparse.mm", "pooled/shared",
+              "shared/dense", "sparse.mm/contr"]
     print(" ".join(f"{h:>14}" for h in header))
     for n in args.sizes:
         config = IdentityConfig(n=n, iterations=1)
@@ -102,9 +104,10 @@ def main():
                 times[name].append((time.perf_counter() - start) / args.steps * 1e3)
         med = {name: statistics.median(t) for name, t in times.items()}
         cell = lambda name: f"{med[name]:>14.2f}" if name in med else f"{'-':>14}"  # noqa: E731
-        ratio = f"{med['pooled'] / med['shared']:>14.1f}" if "pooled" in med else f"{'-':>14}"
+        ratio = lambda a, b: f"{med[a] / med[b]:>14.1f}" if a in med and b in med else f"{'-':>14}"  # noqa: E731
         print(f"{n:>14} {cell('pooled')} {cell('shared')} {cell('chunk 1')} {cell('dense')} {cell('contract')} "
-              f"{cell('sparse.mm')} {ratio}", flush=True)
+              f"{cell('sparse.mm')} {ratio('pooled', 'shared')} {ratio('shared', 'dense')} "
+              f"{ratio('sparse.mm', 'contract')}", flush=True)
     print("contract / sparse.mm: the contraction alone (forward + backward) on the pooled layer's sampled tuples")
 
 
