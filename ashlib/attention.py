@@ -46,7 +46,7 @@ from torch.nn import functional as F
 
 from .contract import contract
 from .indexing import as_shape
-from .config import max_tensor_bytes
+from .config import is_finite_positive, max_tensor_bytes
 from .layers import SIGMA_OFFSET, index_space
 from .sampling import _as_region, check_settings, sample, samples_per_gaussian
 
@@ -107,7 +107,7 @@ def _check_count(name: str, value) -> int:
 
 
 def _check_positive_number(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if not is_finite_positive(value):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 

@@ -7,6 +7,7 @@ is the one place that reads it; notebooks and experiments ask :func:`quick_mode`
 
 from __future__ import annotations
 
+import math
 import os
 import random
 
@@ -29,6 +30,12 @@ def env_flag(name: str) -> bool:
 def debug_checks() -> bool:
     """True when ``ASHLIB_DEBUG`` is 1/true/yes/on: costly consistency checks run everywhere."""
     return env_flag("ASHLIB_DEBUG")
+
+
+def is_finite_positive(value) -> bool:
+    """True for a finite int or float > 0; bools (an int to Python, a bug as a rate or a scale)
+    and strings are not numbers here. Every "must be a finite number > 0" check uses it."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
 def max_tensor_bytes() -> float:

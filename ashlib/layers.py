@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .config import is_finite_positive
 from .contract import contract
 from .indexing import as_shape, flat_index
 from .sampling import _as_region, check_settings, sample_log_density
@@ -52,7 +53,7 @@ def check_layer(in_shape, out_shape, k, sigma_scale: float, min_sigma: float):
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k (the number of Gaussians) must be an int >= 1, got {k!r}")
     for name, v in (("sigma_scale", sigma_scale), ("min_sigma", min_sigma)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        if not is_finite_positive(v):
             raise ValueError(f"{name} must be a finite number > 0 (min_sigma is the paper's tau, 0.1 by default; "
                              f"0 lets sigma shrink until the proportions break down), got {v!r}")
     return in_shape, out_shape, out_shape + in_shape

@@ -15,12 +15,12 @@ matrix sums to 1. Items and keys are both multiplied by that matrix with
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 import torch
 from torch.nn import functional as F
 
+from .config import is_finite_positive
 from .contract import contract
 from .indexing import repeat_rows_mask
 
@@ -307,7 +307,7 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
                          "pass torch.Generator().manual_seed(seed) for a seed")
     if isinstance(samples, bool):
         raise ValueError(f"samples must be None (n per round) or a non-negative int, got {samples!r}")
-    if isinstance(C, bool) or not isinstance(C, (int, float)) or not math.isfinite(C) or C <= 0:
+    if not is_finite_positive(C):
         raise ValueError(f"C (the sharpness of o' = sigmoid(C (key - median))) must be a finite number > 0, got {C!r}: "
                          "C = 0 gives the keys no gradient and C < 0 sorts the buckets the wrong way round")
     if torch.is_tensor(items) and not items.is_floating_point():

@@ -15,17 +15,16 @@ Unlike quicksort's sparse layers they cost O(n^2) memory per instance.
 
 from __future__ import annotations
 
-import math
 
 import torch
 
-from .config import max_tensor_bytes
+from .config import is_finite_positive, max_tensor_bytes
 
 
 def _check(keys: torch.Tensor, tau: float):
     if not torch.is_tensor(keys) or keys.dim() != 2 or not keys.is_floating_point():
         raise ValueError("keys must be a float tensor of shape (batch, n)")
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
+    if not is_finite_positive(tau):
         raise ValueError(f"tau must be a finite number > 0 (the temperature), got {tau!r}: "
                          "tau = inf makes every row uniform, tau <= 0 reverses or breaks the softmax")
     if keys.is_meta:

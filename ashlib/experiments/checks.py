@@ -4,9 +4,10 @@ seeds NumPy accepts, device names torch can parse."""
 
 from __future__ import annotations
 
-import math
 
 import torch
+
+from ..config import is_finite_positive
 
 SOURCES = ("auto", "full", "offline")
 
@@ -22,7 +23,7 @@ def check_int(name: str, value, minimum: int = 1, *, optional: bool = False):
 
 def check_positive(name: str, value) -> float:
     """A finite number > 0 (not a bool or a string)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if not is_finite_positive(value):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return value
 

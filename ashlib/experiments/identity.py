@@ -103,9 +103,7 @@ class IdentityConfig:
             raise ValueError("shared_draws applies to method='sparse' only")
         if self.iterations < 1 or self.batch_size < 1 or self.eval_every < 1 or self.snapshot_every < 1:
             raise ValueError("iterations, batch_size, eval_every and snapshot_every must be >= 1")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) \
-                or self.lr <= 0:
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        check_positive("lr", self.lr)
 
 
     @property

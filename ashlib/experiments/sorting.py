@@ -15,7 +15,6 @@ the element-wise error is the fraction of positions holding the wrong number.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -78,9 +77,7 @@ class SortingConfig:
         check_device_name(self.device)
         check_schedule(self.lr_schedule)
         for name in ("C", "tau", "lr"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+            check_positive(name, getattr(self, name))
         if not isinstance(self.draws, int) or isinstance(self.draws, bool) or self.draws < 1:
             raise ValueError(f"draws must be an int >= 1, got {self.draws!r}")
         if self.samples is not None and (not isinstance(self.samples, int) or isinstance(self.samples, bool)
