@@ -110,6 +110,10 @@ def _sort_parser(sub):
                    help="constant (the paper's) or cosine: anneal the rate(s) to 0 over the run")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--width", type=float, default=1.0, help="key network channels relative to the paper's")
+    p.add_argument("--key-network", choices=["conv", "mlp"], default="conv",
+                   help="per-digit ConvNet (table 3, the paper's) or a cheaper MLP for quick comparisons")
+    p.add_argument("--straight-through", action="store_true",
+                   help="quicksort: the forward pass is the hard sort, the gradient that of the sparse mixture")
     p.add_argument("--samples", type=int, default=None, help="quicksort: random half-permutations per round (default n)")
     p.add_argument("--local", type=int, default=0,
                    help="quicksort: proposals per round one swap away from the hard split (default 0, the paper's)")
@@ -137,7 +141,8 @@ def _run_sort(args) -> int:
     config = sorting.SortingConfig(
         n=args.n, method=args.method, intermediate=args.intermediate, iterations=args.iterations, lr=args.lr,
         lr_schedule=args.lr_schedule,
-        batch_size=args.batch_size, width=args.width, samples=args.samples, local=args.local, draws=args.draws, C=args.C, tau=args.tau,
+        batch_size=args.batch_size, width=args.width, key_network=args.key_network,
+        straight_through=args.straight_through, samples=args.samples, local=args.local, draws=args.draws, C=args.C, tau=args.tau,
         eval_every=args.eval_every, eval_instances=args.eval_instances, source=args.source, seed=args.seed,
         device=args.device,
     )

@@ -14,6 +14,7 @@ from ashlib import SparseLayer, quicksort
 from ashlib.contract import contract, to_dense
 from ashlib.layers import split_log_density, split_values
 from ashlib.sampling import pool_log_density
+import ashlib.sort as sort_module
 from ashlib.sort import half_permutation_step
 
 
@@ -77,11 +78,14 @@ def test_shared_draws_is_checked():
             SparseLayer(4, 4, 4, a_local=1, a_global=1, region=2, shared_draws=bad)
 
 
+@pytest.mark.parametrize("path", ["per-slot", "dense-mix"])
 @pytest.mark.parametrize("n,f,spread,min_proportion", [(8, 3, 0.05, 0.0), (16, 1, 1.0, 0.0), (32, 5, 0.01, 0.0),
                                                        (8, 2, 0.0, 0.0), (16, 4, 0.05, 1e-3)])
-def test_mixed_permutation_matches_the_dense_mixture(n, f, spread, min_proportion):
-    """A round's P x against the dense sum_s p_s P_s built from the sampled o's; with
-    min_proportion the samples at or below it are left out of the dense sum as well."""
+def test_mixed_permutation_matches_the_dense_mixture(n, f, spread, min_proportion, path, monkeypatch):
+    """A round's P x against the dense sum_s p_s P_s built from the sampled o's, one matrix
+    entry at a time; with min_proportion the samples at or below it are left out of the dense
+    sum as well. Both of apply()'s paths: per kept sample slot, and the (b, n, n) mixture."""
+    monkeypatch.setattr(sort_module, "DENSE_MIX_MAX_N", 0 if path == "per-slot" else 10**6)
     torch.manual_seed(3)
     keys = (torch.randn(4, n, dtype=torch.float64) * spread).requires_grad_()
     x = torch.randn(4, n, f, dtype=torch.float64, requires_grad=True)
@@ -101,8 +105,14 @@ def test_mixed_permutation_matches_the_dense_mixture(n, f, spread, min_proportio
     torch.testing.assert_close(fast, reference)
     g = torch.randn_like(fast)
     for a, b_ in zip(torch.autograd.grad((fast * g).sum(), (x, keys), retain_graph=True),
-                     torch.autograd.grad((reference * g).sum(), (x, keys))):
+                     torch.autograd.grad((reference * g).sum(), (x, keys), retain_graph=True)):
         torch.testing.assert_close(a, b_)
+    # P^T x (the intermediate loss's push-back) uses every sample, whatever min_proportion is
+    every = torch.zeros(b, n, n, dtype=torch.float64)
+    for i in range(b):
+        for j in range(s):
+            every[i, rows[i, j], torch.arange(n)] += step.proportions[i, j]
+    torch.testing.assert_close(step.apply(x, transpose=True), every.transpose(1, 2) @ x)
 
 
 def test_quicksort_min_proportion_is_checked_and_exact_at_zero():

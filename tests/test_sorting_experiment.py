@@ -3,7 +3,10 @@
 import pytest
 import torch
 
-from ashlib.experiments.sorting import KeyNetwork, SortingConfig, evaluate, order_errors, sort_items, train
+from torch.nn import functional as F
+
+from ashlib.experiments.sorting import (KeyNetwork, SortingConfig, evaluate, order_errors, sort_items,
+                                         sorting_loss, train)
 
 
 class GreyDigits:
@@ -47,6 +50,33 @@ def test_key_network_shapes_and_bad_input():
         net(torch.rand(2, 4, 2, 28, 28))
     with pytest.raises(ValueError, match="intermediate"):
         SortingConfig(method="softsort", intermediate=True)
+
+
+def test_mlp_key_network_shapes_and_bad_arch():
+    net = KeyNetwork(digits=2, width=0.25, arch="mlp")
+    assert net(torch.rand(3, 5, 2, 28, 28)).shape == (3, 5)
+    assert sum(p.numel() for p in net.parameters()) == (784 * 64 + 64) + (64 * 64 + 64) + (64 * 8 + 8) + (16 * 256 + 256) + 257
+    with pytest.raises(ValueError, match="arch"):
+        KeyNetwork(arch="resnet")
+
+
+def test_straight_through_forwards_the_hard_sort_and_backpropagates_the_mixture():
+    """Loss value: BCE of the items sorted by argsort(keys) (clamped into the BCE's range).
+    Gradient: the BCE's derivative at that hard output, pushed through the soft mixture."""
+    torch.manual_seed(0)
+    keys = torch.tensor([[0.30, 0.10, 0.25, 0.05], [0.0, 0.9, 0.5, 0.45]], requires_grad=True)
+    items = torch.rand(2, 4, 3, dtype=torch.float32)
+    target = torch.rand(2, 4, 3)
+    config = SortingConfig(n=4, method="quicksort", straight_through=True, local=2)
+    loss = sorting_loss(config, keys, items, target, torch.Generator().manual_seed(5))
+    hard = torch.stack([items[i, keys[i].detach().argsort()] for i in range(2)]).clamp(1e-4, 1 - 1e-4)
+    torch.testing.assert_close(loss, F.binary_cross_entropy(hard, target))
+    (grad,) = torch.autograd.grad(loss, keys)
+    soft, _ = sort_items(SortingConfig(n=4, method="quicksort", local=2), keys, items, torch.Generator().manual_seed(5))
+    dloss_dout = (hard - target) / (hard * (1 - hard)) / target.numel()  # d BCE / d prediction, averaged
+    (expected,) = torch.autograd.grad(soft, keys, grad_outputs=dloss_dout)
+    torch.testing.assert_close(grad, expected)
+    assert grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("method", ["quicksort", "neuralsort", "softsort"])

@@ -30,6 +30,7 @@ from .schedule import check_schedule, lr_factor, set_lr
 from ..sort_baselines import apply_permutation, neuralsort, softsort
 
 METHODS = ("quicksort", "neuralsort", "softsort")
+KEY_NETWORKS = ("conv", "mlp")
 
 
 @dataclass
@@ -50,6 +51,8 @@ class SortingConfig:
     C: float = 10.0  # quicksort sharpness (paper: 10)
     tau: float = 1.0  # NeuralSort / SoftSort temperature
     width: float = 1.0  # key network channels relative to table 3 (1.0 = the paper's)
+    key_network: str = "conv"  # "conv" (table 3) or "mlp" (a per-digit MLP: fast, for factor studies and labs)
+    straight_through: bool = False  # quicksort: forward the hard sort, backpropagate through the sparse mixture
     eval_every: int = 1000
     eval_instances: int | None = None  # full: 10,000 (the paper's); quick: 1,000
     source: str = "auto"  # MNIST source, see ashlib.data.load_mnist
@@ -61,6 +64,12 @@ class SortingConfig:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.intermediate and self.method != "quicksort":
             raise ValueError("the intermediate loss exists only for method='quicksort'")
+        if self.key_network not in KEY_NETWORKS:
+            raise ValueError(f"key_network must be one of {KEY_NETWORKS}, got {self.key_network!r}")
+        if not isinstance(self.straight_through, bool):
+            raise ValueError(f"straight_through must be True or False, got {self.straight_through!r}")
+        if self.straight_through and (self.method != "quicksort" or self.intermediate):
+            raise ValueError("straight_through exists only for method='quicksort' without the intermediate loss")
         if not isinstance(self.n, int) or self.n < 2:
             raise ValueError(f"n must be an int >= 2, got {self.n!r}")
         if self.iterations is None:
@@ -101,17 +110,26 @@ class KeyNetwork(nn.Module):
     """Table 3 of the paper: one ConvNet per digit (shared), 8 features each, an MLP to one key.
 
     forward(images (b, n, digits, 28, 28)) -> keys (b, n). ``width`` scales the channels
-    (16, 64, 128 at 1.0) for quick runs on a CPU.
+    (16, 64, 128 at 1.0) for quick runs on a CPU. ``arch="mlp"`` swaps the per-digit ConvNet for
+    a two-layer MLP on the 784 pixels (256 units at width 1.0): not the paper's, but several
+    times cheaper, for studies that compare sorts rather than key networks.
     """
 
-    def __init__(self, digits: int = 3, width: float = 1.0):
+    def __init__(self, digits: int = 3, width: float = 1.0, arch: str = "conv"):
         super().__init__()
-        c1, c2, c3 = (max(2, round(c * width)) for c in (16, 64, 128))
         self.digits = digits
-        self.convnet = nn.Sequential(
-            *_block(1, c1), *_block(c1, c2), *_block(c2, c3), nn.Flatten(),
-            nn.Linear(c3 * 3 * 3, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 8),
-        )
+        if arch == "conv":
+            c1, c2, c3 = (max(2, round(c * width)) for c in (16, 64, 128))
+            self.convnet = nn.Sequential(
+                *_block(1, c1), *_block(c1, c2), *_block(c2, c3), nn.Flatten(),
+                nn.Linear(c3 * 3 * 3, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 8),
+            )
+        elif arch == "mlp":
+            h = max(8, round(256 * width))
+            self.convnet = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(),
+                                         nn.Linear(h, 8))
+        else:
+            raise ValueError(f"arch must be 'conv' or 'mlp', got {arch!r}")
         self.mlp = nn.Sequential(nn.Linear(8 * digits, 256), nn.ReLU(), nn.Linear(256, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -133,7 +151,7 @@ def sort_items(config: SortingConfig, keys: torch.Tensor, items: torch.Tensor, g
 
 def build_model(config: SortingConfig) -> KeyNetwork:
     """The config's key network (table 3 at ``width``), initialised from the current seed."""
-    return KeyNetwork(config.digits, config.width)
+    return KeyNetwork(config.digits, config.width, config.key_network)
 
 
 def sorting_loss(config: SortingConfig, keys, items, target, generator=None) -> torch.Tensor:
@@ -149,6 +167,10 @@ def sorting_loss(config: SortingConfig, keys, items, target, generator=None) -> 
     output, result = sort_items(config, keys, items, generator)
     if config.intermediate:
         return intermediate_loss(result, target)
+    if config.straight_through:  # the value of the hard sort, the gradient of the sparse mixture
+        order = keys.detach().argsort(dim=1, stable=True)
+        hard = items.gather(1, order.view(*order.shape, *([1] * (items.dim() - 2))).expand_as(items))
+        output = hard.clamp(1e-4, 1 - 1e-4) + (output - output.detach())  # inside the BCE clamp: gradients pass
     return F.binary_cross_entropy(output.clamp(1e-6, 1 - 1e-6), target)
 
 
