@@ -35,7 +35,7 @@ from ashlib.experiments import sorting  # noqa: E402
 VARIANTS = {
     "neuralsort": (dict(method="neuralsort", local=0, draws=1), False),
     "softsort": (dict(method="softsort", local=0, draws=1), False),
-    "quicksort (reference: local 8, draws 4)": ({}, False),
+    "quicksort (reference: local n, draws 4)": ({}, False),
     "paper sampler (samples n, local 0, draws 1)": (dict(local=0, draws=1), False),
     "samples 0 (hard o + local only)": (dict(samples=0), False),
     "samples 32": (dict(samples=32), False),
