@@ -50,6 +50,8 @@ VARIANTS = {
     "intermediate loss": (dict(intermediate=True), False),
     "straight-through o": (dict(straight_through=True), False),
     "no ties in training": ({}, True),
+    "neuralsort lr 3e-3": (dict(method="neuralsort", local=0, draws=1, lr=3e-3), False),
+    "softsort lr 3e-3": (dict(method="softsort", local=0, draws=1, lr=3e-3), False),
 }
 
 
