@@ -135,7 +135,7 @@ def _dense_mixture(x: torch.Tensor, rows: torch.Tensor, props: torch.Tensor, min
 
     The kept samples' weights are scattered into one (b, n, n) matrix M, then y = M x is a single
     batched product. For small n that is b n^2 numbers, fewer than the s n rows the per-slot path
-    moves, and one matmul over the features instead of s gathers (benchmarks/bench_sort.py).
+    moves, and one matmul over the features instead of s gathers (benchmarks/bench_quicksort_paths.py).
     Autograd differentiates the scatter and the product: dL/dp_s sums dL/dM over P_s's cells.
     ``transpose=True`` gives M^T x (the intermediate loss pushes targets back through it).
     """
@@ -249,16 +249,13 @@ class HalfPermutationStep:
         through :func:`ashlib.contract`: memory stays linear in n.
         """
         n = x.shape[1]
+        b, s = self.proportions.shape
+        rows = self.indices[..., 0].view(b, s, n)
+        props = self.proportions.to(x.dtype)
+        if n <= DENSE_MIX_MAX_N:  # P^T uses every sample, as the contraction below
+            return _dense_mixture(x, rows, props, 0.0 if transpose else self.min_proportion, transpose=transpose)
         if not transpose:
-            b, s = self.proportions.shape
-            rows = self.indices[..., 0].view(b, s, n)
-            props = self.proportions.to(x.dtype)
-            if n <= DENSE_MIX_MAX_N:
-                return _dense_mixture(x, rows, props, self.min_proportion)
             return _MixedPermutation.apply(x, rows, props, self.min_proportion)
-        if n <= DENSE_MIX_MAX_N:  # every sample, as the contraction below
-            b, s = self.proportions.shape
-            return _dense_mixture(x, self.indices[..., 0].view(b, s, n), self.proportions.to(x.dtype), transpose=True)
         indices = self.indices.flip(-1)
         return contract(indices, self.weights.to(x.dtype), x, (n,), validate=False, feature_dims=x.dim() - 2)
 
