@@ -651,7 +651,7 @@ class ConvNetBaseline(nn.Module):
         return self.net(self.standardise(images))
 
 
-HEADS = ("mlp", "conv")
+HEADS = ("mlp", "conv", "convnet")
 
 
 def _head(kind: str, n_glimpses: int, channels: int, s: int, hidden: int, n_classes: int) -> nn.Module:
@@ -660,6 +660,9 @@ def _head(kind: str, n_glimpses: int, channels: int, s: int, hidden: int, n_clas
     ``"mlp"``: flatten, ``hidden`` ReLU units, logits (appendix A.1). ``"conv"``: the g glimpses
     as g*c channels, two 3x3 conv + ReLU + 2x2 max-pool stages (32, 64 channels), then the same
     MLP: it sees a digit that sits anywhere in the glimpse, which the MLP must learn per pixel.
+    ``"convnet"``: the baseline's own table-2 ConvNet (six 3x3 convs, 4x4 then 2x2 pooling, two
+    ``hidden``-unit layers, He-initialised) on the glimpse, so that glimpse model and
+    :class:`ConvNetBaseline` differ only in what the ConvNet is shown.
     """
     if kind not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {kind!r}")
@@ -668,6 +671,12 @@ def _head(kind: str, n_glimpses: int, channels: int, s: int, hidden: int, n_clas
     if kind == "mlp":
         return nn.Sequential(nn.Flatten(), nn.Linear(n_glimpses * channels * s * s, hidden), nn.ReLU(),
                              nn.Linear(hidden, n_classes))
+    if kind == "convnet":
+        if s < 8:
+            raise ValueError(f"the convnet head pools by 4 and then 2, so glimpse_size must be at least 8, got {s}")
+        net = nn.Sequential(nn.Flatten(1, 2), _table2(n_glimpses * channels, (s, s), n_classes, hidden))
+        _he_init(net)
+        return net
     if s < 4:
         raise ValueError(f"the conv head pools twice by 2, so glimpse_size must be at least 4, got {s}")
     return nn.Sequential(

@@ -190,7 +190,8 @@ def _attention_parser(sub):
     p.add_argument("--source-lr", type=float, default=None,
                    help="learning rate of the source network (default: lr/10 sparse, lr/30 stn)")
     p.add_argument("--warmup", type=int, default=0, help="batches of linear warm-up for the source learning rate")
-    p.add_argument("--head", choices=["mlp", "conv"], default="mlp", help="classifier on the glimpses (paper: mlp)")
+    p.add_argument("--head", choices=["mlp", "conv", "convnet"], default="mlp",
+                   help="classifier on the glimpses (paper: mlp; convnet: the ConvNet baseline on the glimpse)")
     p.add_argument("--init", choices=["he", "pytorch"], default="he",
                    help="source network initialisation (pytorch: the paper's default; its boxes barely see the image)")
     p.add_argument("--init-box", choices=["centre", "canvas", "none"], default="centre",

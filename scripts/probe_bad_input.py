@@ -881,6 +881,7 @@ def attention_cases():
     R("empty batch", ep, "b = 0", lambda: clf()(images[:0]), is_tensor_shape((0, 10)))
     E("bad choice", ep, "head 'rnn'", lambda: clf(head="rnn"), r"head")
     E("out of range", ep, "head 'conv' with glimpse_size 2", lambda: clf(head="conv", glimpse_size=2), r"glimpse_size")
+    E("out of range", ep, "head 'convnet' with glimpse_size 6", lambda: clf(head="convnet", glimpse_size=6), r"glimpse_size")
     E("type", ep, "init_box with a custom source", lambda: clf(source=nn.Identity(), init_box=(0.2, 0.2, 0.8, 0.8)),
       r"init_box")
     E("shape", ep, "images 2 channels for in_channels 1", lambda: clf()(torch.rand(2, 2, 20, 20)), r"images")

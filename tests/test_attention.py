@@ -220,6 +220,26 @@ def test_models_give_logits_and_expose_their_glimpses():
     assert source(torch.rand(2, 1, 100, 100)).shape == (2, 8, 4)
 
 
+def test_glimpse_heads_classify_and_convnet_head_is_the_baseline_convnet():
+    """Every head gives logits and passes gradient to the source; ``"convnet"`` computes exactly
+    the ConvNet baseline's function on the glimpse (weights copied across, baseline unstandardised)."""
+    torch.manual_seed(0)
+    images = torch.rand(3, 1, 24, 24)
+    for head in ("mlp", "conv", "convnet"):
+        model = GlimpseClassifier((24, 24), 8, 1, head=head, source_hidden=16, init_box=(0.2, 0.2, 0.8, 0.8))
+        logits = model(images)
+        assert logits.shape == (3, 10) and bool(torch.isfinite(logits).all())
+        logits.sum().backward()
+        assert next(model.source.parameters()).grad.abs().sum() > 0, head
+    model = GlimpseClassifier((24, 24), 16, 2, head="convnet", source_hidden=16, hidden=32, init_box=(0.2, 0.2, 0.8, 0.8))
+    baseline = ConvNetBaseline(2, (16, 16), hidden=32)  # the 2 glimpses as 2 channels
+    baseline.net.load_state_dict(model.mlp[1].state_dict())
+    _, glimpses = model.glimpse(images)
+    torch.testing.assert_close(model.mlp(glimpses), baseline(glimpses.flatten(1, 2)))
+    with pytest.raises(ValueError, match="glimpse_size must be at least 8"):
+        GlimpseClassifier((24, 24), 6, 1, head="convnet")
+
+
 def test_init_box_starts_every_glimpse_in_that_box():
     torch.manual_seed(0)
     source = SourceNetwork(1, 3, (16, 16), init_box=(0.1, 0.2, 0.9, 0.8))

@@ -72,7 +72,7 @@ class AttentionConfig:
     lr_schedule: str = "constant"  # "constant" or "cosine": both rates annealed to 0 over the run
     init: str = "he"  # source network initialisation: "he" or "pytorch" (the paper's)
     init_box: tuple | str | None = "centre"
-    head: str = "mlp"  # "mlp" (paper) or "conv"
+    head: str = "mlp"  # "mlp" (paper), "conv" (small) or "convnet" (the baseline's ConvNet on the glimpse)
     box_param: str = "corners"  # "corners" (paper) or "centre_scale" (bounded size, cannot flip or collapse)
     scale_range: tuple = (0.2, 0.6)  # centre_scale: smallest and largest box side, as fractions of the canvas
     source_hidden: int = 512  # table 2's two hidden layers
