@@ -738,7 +738,8 @@ class GlimpseClassifier(_BoxGlimpseClassifier):
     """The paper's attention model: table-2 source network -> :class:`SparseGlimpse` -> MLP(128) -> logits.
 
     forward(images (b, c, H, W)) -> logits (b, n_classes); :meth:`glimpse` gives the boxes and
-    glimpses for plotting. ``head="conv"`` puts a small ConvNet before the MLP (see ``_head``);
+    glimpses for plotting. ``head="conv"`` puts a small ConvNet before the MLP, ``head="convnet"``
+    classifies the glimpse with :class:`ConvNetBaseline`'s network (see ``_head``);
     ``source_hidden`` and ``init`` go to the default :class:`SourceNetwork`. Keyword arguments
     not listed go to :class:`SparseGlimpse` (a_local, a_global, region, chunk_size, init_sigma, ...).
     """
