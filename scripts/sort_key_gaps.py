@@ -5,8 +5,10 @@ scores 500 test instances: the within-instance spread of the keys, the median ke
 numbers adjacent in sorted order, the fraction of such adjacent pairs put in the wrong order, and
 how far apart those wrong pairs are (quartiles of the gap, in units of the method's softness:
 1/C for quicksort, tau for NeuralSort and SoftSort). Quicksort's round has almost no gradient
-for a pair more than a few 1/C apart, so the last column says how many wrong pairs can still be
-corrected by the sort's own gradient. Used in notebook 05 ("Why does quicksort trail at n = 8?").
+for a pair more than a few 1/C apart, so the last column (wrong pairs more than 3 softness units
+apart) is the share its own gradient can hardly correct any more. checkpoint.pt comes from
+``--checkpoint-every`` and is not kept in git: rerun the training command to score a run anew.
+Used in notebook 05 ("Why does quicksort trail at n = 8?").
 
     python scripts/sort_key_gaps.py scripts/results/sorting/n8_quicksort_3000 scripts/results/sorting/n8_neuralsort_3000
 """
