@@ -37,9 +37,7 @@ def main(argv=None) -> int:
         with torch.no_grad():
             box, glimpses = model.glimpse(data.test_images, generator=attention._eval_generator(0))
             wrong = model.mlp(glimpses).argmax(1) != data.test_labels
-        first = box[:, 0].double()
-        centre = torch.stack([(first[:, 0] + first[:, 2]) / 2, (first[:, 1] + first[:, 3]) / 2], dim=-1)
-        distance = (centre - data.test_digit_centres.double()).norm(dim=-1)
+        distance = attention.centre_distances(box, data.test_digit_centres)
         print(f"{name}: {wrong.double().mean():.1%} wrong on {args.canvases:,} test canvases")
         for low, high in BANDS:
             band = (distance >= low) & (distance < high)

@@ -246,3 +246,12 @@ def test_cosine_schedule_anneals_both_rates_to_zero():
     assert groups["head"]["lr"] < 1e-12 and groups["source"]["lr"] < 1e-12
     with pytest.raises(ValueError, match="lr_schedule"):
         tiny("sparse", lr_schedule="linear")
+
+
+def test_centre_distances_by_hand():
+    from ashlib.experiments.attention import centre_distances
+
+    corners = torch.tensor([[[0.0, 0.0, 10.0, 10.0], [40.0, 40.0, 50.0, 50.0]],  # second box ignored
+                            [[10.0, 20.0, 30.0, 24.0], [0.0, 0.0, 1.0, 1.0]]])
+    centres = torch.tensor([[5.0, 5.0], [23.0, 26.0]])  # box centres (5, 5) and (20, 22)
+    torch.testing.assert_close(centre_distances(corners, centres), torch.tensor([0.0, 5.0], dtype=torch.float64))

@@ -213,6 +213,17 @@ def classification_error(model, images, labels, batch_size: int = 500, device="c
 
 
 @torch.no_grad()
+def centre_distances(corners: torch.Tensor, digit_centres: torch.Tensor) -> torch.Tensor:
+    """Per canvas, pixels from the first box's centre to the digit's centre (float64).
+
+    ``corners`` (b, g, 4) as (y0, x0, y1, x1) pixels (``model.glimpse``'s first output),
+    ``digit_centres`` (b, 2) as (y, x) pixels (``AttentionData.test_digit_centres``).
+    """
+    first = corners[:, 0].double()
+    centre = torch.stack([(first[:, 0] + first[:, 2]) / 2, (first[:, 1] + first[:, 3]) / 2], dim=-1)
+    return (centre - digit_centres.double()).norm(dim=-1)
+
+
 def evaluate(model, images, labels, digit_centres=None, batch_size: int = 500, device="cpu", seed: int = 0) -> dict:
     """Test error and, for glimpse models, where the boxes are.
 
@@ -243,12 +254,11 @@ def evaluate(model, images, labels, digit_centres=None, batch_size: int = 500, d
     if has_boxes:
         c = torch.cat(corners).double()
         first = c[:, 0]
-        centre = torch.stack([(first[:, 0] + first[:, 2]) / 2, (first[:, 1] + first[:, 3]) / 2], dim=-1)
         out.update(box_size=float(((first[:, 2] - first[:, 0]).abs() + (first[:, 3] - first[:, 1]).abs()).mean() / 2),
                    box_spread=box_spread(c) if len(c) > 1 else 0.0, collapsed=check_collapse(c),
                    saturation=float(model.saturation))
         if digit_centres is not None:
-            distance = (centre - digit_centres.double()).norm(dim=-1)
+            distance = centre_distances(c, digit_centres)
             out.update(near_digit=float((distance <= NEAR_PIXELS).double().mean()),
                        centre_distance=float(distance.mean()))
     return out
