@@ -212,7 +212,6 @@ def classification_error(model, images, labels, batch_size: int = 500, device="c
     return evaluate(model, images, labels, batch_size=batch_size, device=device, seed=seed)["test_error"]
 
 
-@torch.no_grad()
 def centre_distances(corners: torch.Tensor, digit_centres: torch.Tensor) -> torch.Tensor:
     """Per canvas, pixels from the first box's centre to the digit's centre (float64).
 
@@ -224,6 +223,7 @@ def centre_distances(corners: torch.Tensor, digit_centres: torch.Tensor) -> torc
     return (centre - digit_centres.double()).norm(dim=-1)
 
 
+@torch.no_grad()
 def evaluate(model, images, labels, digit_centres=None, batch_size: int = 500, device="cpu", seed: int = 0) -> dict:
     """Test error and, for glimpse models, where the boxes are.
 
