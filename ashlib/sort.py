@@ -379,8 +379,12 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
     for d in range(1, rounds + 1):
         step = half_permutation_step(keys, d, samples=samples, C=C, generator=generator, local=local,
                                      min_proportion=float(min_proportion))
-        keys = step.apply(keys.unsqueeze(-1)).squeeze(-1)
-        items = step.apply(items)
+        if size <= DENSE_MIX_MAX_N and items.dtype == keys.dtype:  # one mixing matrix for keys and items, built once
+            both = step.apply(torch.cat([keys.unsqueeze(-1), items.reshape(b, size, -1)], dim=-1))
+            keys, items = both[..., 0], both[..., 1:].reshape(items.shape)
+        else:
+            keys = step.apply(keys.unsqueeze(-1)).squeeze(-1)
+            items = step.apply(items)
         result.layers.append(step)
         result.keys.append(keys)
         result.steps.append(items)

@@ -94,6 +94,20 @@ def test_keys_far_apart_sort_exactly(n):
     torch.testing.assert_close(result.keys[-1], keys.sort(1).values, atol=1e-9, rtol=0)
 
 
+@pytest.mark.parametrize("item_dtype", [torch.float64, torch.float32])
+def test_keys_and_items_of_different_precision_keep_their_dtypes(item_dtype):
+    """Keys and items share one mixing matrix per round when their dtypes match; otherwise each
+    is mixed on its own. Either way the result is the hard sort, in each tensor's own dtype."""
+    g = torch.Generator().manual_seed(3)
+    keys = (torch.randperm(8, generator=g).float() * 3.0).expand(4, 8)
+    items = torch.randn(4, 8, 5, dtype=item_dtype, generator=g)
+    result = ashlib.quicksort(keys, items, generator=g)
+    assert result.sorted.dtype == item_dtype and result.keys[-1].dtype == torch.float32
+    expected = items.gather(1, keys.argsort(1).view(4, 8, 1).expand(4, 8, 5))
+    torch.testing.assert_close(result.sorted, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(result.keys[-1], keys.sort(1).values, atol=1e-5, rtol=0)
+
+
 def test_padding_for_n_not_a_power_of_two():
     keys = torch.tensor([[5.0, -3.0, 9.0, 1.0, 0.0, 7.0]]) * 2
     items = torch.arange(6.0).view(1, 6)
