@@ -262,6 +262,20 @@ class HalfPermutationStep:
         return contract(indices, self.weights.to(x.dtype), x, (n,), validate=False, feature_dims=x.dim() - 2)
 
 
+    def apply_to_keys_and_items(self, keys: torch.Tensor, items: torch.Tensor):
+        """The round applied to keys (b, n) and items (b, n, *f): (P keys, P items).
+
+        On the dense path (n up to ``DENSE_MIX_MAX_N``) keys of the items' dtype ride along as one
+        more feature, so the mixing matrix is built and applied once; otherwise each is applied
+        on its own (on the per-permutation path a joined copy would only add memory).
+        """
+        b, n = keys.shape
+        if n <= DENSE_MIX_MAX_N and items.dtype == keys.dtype:
+            both = self.apply(torch.cat([keys.unsqueeze(-1), items.reshape(b, n, -1)], dim=-1))
+            return both[..., 0], both[..., 1:].reshape(items.shape)
+        return self.apply(keys.unsqueeze(-1)).squeeze(-1), self.apply(items)
+
+
 def half_permutation_step(keys: torch.Tensor, d: int, *, samples: int, C: float = 10.0,
                           generator: torch.Generator | None = None, local: int = 0,
                           min_proportion: float = 0.0) -> HalfPermutationStep:
@@ -381,12 +395,7 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
     for d in range(1, rounds + 1):
         step = half_permutation_step(keys, d, samples=samples, C=C, generator=generator, local=local,
                                      min_proportion=float(min_proportion))
-        if size <= DENSE_MIX_MAX_N and items.dtype == keys.dtype:  # one mixing matrix for keys and items, built once
-            both = step.apply(torch.cat([keys.unsqueeze(-1), items.reshape(b, size, -1)], dim=-1))
-            keys, items = both[..., 0], both[..., 1:].reshape(items.shape)
-        else:
-            keys = step.apply(keys.unsqueeze(-1)).squeeze(-1)
-            items = step.apply(items)
+        keys, items = step.apply_to_keys_and_items(keys, items)
         result.layers.append(step)
         result.keys.append(keys)
         result.steps.append(items)
