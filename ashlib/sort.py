@@ -261,7 +261,6 @@ class HalfPermutationStep:
         indices = self.indices.flip(-1)
         return contract(indices, self.weights.to(x.dtype), x, (n,), validate=False, feature_dims=x.dim() - 2)
 
-
     def apply_to_keys_and_items(self, keys: torch.Tensor, items: torch.Tensor):
         """The round applied to keys (b, n) and items (b, n, *f): (P keys, P items).
 
