@@ -690,7 +690,7 @@ class _BoxGlimpseClassifier(nn.Module):
     """Source network -> boxes -> glimpse module -> 2-layer MLP. Subclasses choose the glimpse module."""
 
     def __init__(self, glimpser: nn.Module, in_channels, n_classes, hidden, source, init_box, head="mlp",
-                 source_hidden=512, init="he"):
+                 source_hidden=512, init="he", aux_head=False):
         box_param, scale_range = glimpser.box_param, glimpser.scale_range
         super().__init__()
         self.in_size, self.n_glimpses, self.glimpse_size = glimpser.in_size, glimpser.n_glimpses, glimpser.glimpse_size
@@ -704,6 +704,12 @@ class _BoxGlimpseClassifier(nn.Module):
         self.glimpser = glimpser
         self.head = head
         self.mlp = _head(head, self.n_glimpses, self.in_channels, self.glimpse_size, hidden, n_classes)
+        if aux_head and head == "mlp":
+            raise ValueError("aux_head adds the paper's MLP head beside a conv head; head='mlp' already is one")
+        # An MLP reads each pixel at a fixed place in the glimpse, so its loss moves the box until the
+        # digit sits where it expects it; a conv head tolerates a box a few pixels off and pulls less.
+        self.aux = _head("mlp", self.n_glimpses, self.in_channels, self.glimpse_size, hidden, n_classes) \
+            if aux_head else None
         self.last_boxes = None
         self.last_glimpses = None
 
@@ -733,22 +739,30 @@ class _BoxGlimpseClassifier(nn.Module):
         _, glimpses = self.glimpse(images, generator)
         return self.mlp(glimpses)
 
+    def logits_and_aux(self, images: torch.Tensor, generator: torch.Generator | None = None):
+        """(head logits, auxiliary MLP head logits or None), both from the same glimpses (for training)."""
+        _, glimpses = self.glimpse(images, generator)
+        return self.mlp(glimpses), (self.aux(glimpses) if self.aux is not None else None)
+
 
 class GlimpseClassifier(_BoxGlimpseClassifier):
     """The paper's attention model: table-2 source network -> :class:`SparseGlimpse` -> MLP(128) -> logits.
 
     forward(images (b, c, H, W)) -> logits (b, n_classes); :meth:`glimpse` gives the boxes and
     glimpses for plotting. ``head="conv"`` puts a small ConvNet before the MLP, ``head="convnet"``
-    classifies the glimpse with :class:`ConvNetBaseline`'s network (see ``_head``);
+    classifies the glimpse with :class:`ConvNetBaseline`'s network (see ``_head``); with a conv
+    head, ``aux_head=True`` adds the paper's MLP head ``aux`` on the same glimpses, for an extra
+    training loss (:meth:`logits_and_aux`) that places the box more precisely;
     ``source_hidden`` and ``init`` go to the default :class:`SourceNetwork`. Keyword arguments
     not listed go to :class:`SparseGlimpse` (a_local, a_global, region, chunk_size, init_sigma, ...).
     """
 
     def __init__(self, in_size=(100, 100), glimpse_size: int = 32, n_glimpses: int = 1, in_channels: int = 1,
                  n_classes: int = 10, *, hidden: int = 128, source: nn.Module | None = None, init_box=None,
-                 head: str = "mlp", source_hidden: int = 512, init: str = "he", **glimpse_kwargs):
+                 head: str = "mlp", source_hidden: int = 512, init: str = "he", aux_head: bool = False,
+                 **glimpse_kwargs):
         super().__init__(SparseGlimpse(in_size, glimpse_size, n_glimpses, **glimpse_kwargs), in_channels,
-                         n_classes, hidden, source, init_box, head, source_hidden, init)
+                         n_classes, hidden, source, init_box, head, source_hidden, init, aux_head)
 
     def _glimpses(self, images, boxes, generator):
         return self.glimpser(images, boxes, generator)
@@ -763,10 +777,10 @@ class SpatialTransformerClassifier(_BoxGlimpseClassifier):
     def __init__(self, in_size=(100, 100), glimpse_size: int = 32, n_glimpses: int = 1, in_channels: int = 1,
                  n_classes: int = 10, *, hidden: int = 128, source: nn.Module | None = None, init_box=None,
                  head: str = "mlp", source_hidden: int = 512, init: str = "he", box_param: str = "corners",
-                 scale_range=(0.2, 0.6)):
+                 scale_range=(0.2, 0.6), aux_head: bool = False):
         super().__init__(BilinearGlimpse(in_size, glimpse_size, n_glimpses, box_param=box_param,
                                          scale_range=scale_range), in_channels, n_classes, hidden,
-                         source, init_box, head, source_hidden, init)
+                         source, init_box, head, source_hidden, init, aux_head)
 
     def _glimpses(self, images, boxes, generator):
         return self.glimpser(images, boxes)

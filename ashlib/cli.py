@@ -201,6 +201,9 @@ def _attention_parser(sub):
                    help="raw box numbers as two corners (paper) or centre + bounded size (cannot flip or collapse)")
     p.add_argument("--scale-range", type=float, nargs=2, default=(0.2, 0.6), metavar=("MIN", "MAX"),
                    help="centre_scale: smallest and largest box side as fractions of the canvas")
+    p.add_argument("--aux-mlp-weight", type=float, default=0.0,
+                   help="conv heads: add the paper's MLP head on the same glimpses, its loss times this weight "
+                        "(it pulls the box onto the digit; the conv head still predicts)")
     p.add_argument("--source-hidden", type=int, default=512, help="hidden units of table 2's two dense layers")
     p.add_argument("--same-canvases", action="store_true",
                    help="reuse the same train canvases every epoch (default: fresh canvases each epoch)")
@@ -242,7 +245,8 @@ def _run_attention(args) -> int:
         n_distractors=args.distractors, train_size=args.train_size, test_size=args.test_size, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, source_lr=args.source_lr, warmup=args.warmup, init=init,
         lr_schedule=args.lr_schedule,
-        init_box=init_box, head=args.head, box_param=args.box_param, scale_range=tuple(args.scale_range), source_hidden=args.source_hidden, fresh_canvases=not args.same_canvases,
+        init_box=init_box, head=args.head, aux_mlp_weight=args.aux_mlp_weight, box_param=args.box_param,
+        scale_range=tuple(args.scale_range), source_hidden=args.source_hidden, fresh_canvases=not args.same_canvases,
         eval_every=args.eval_every, source=args.source, seed=args.seed, device=args.device,
     )
     _prepare_out(args.out, args.resume)

@@ -255,3 +255,57 @@ def test_centre_distances_by_hand():
                             [[10.0, 20.0, 30.0, 24.0], [0.0, 0.0, 1.0, 1.0]]])
     centres = torch.tensor([[5.0, 5.0], [23.0, 26.0]])  # box centres (5, 5) and (20, 22)
     torch.testing.assert_close(centre_distances(corners, centres), torch.tensor([0.0, 5.0], dtype=torch.float64))
+
+
+def test_auxiliary_mlp_head_adds_its_loss_and_reaches_the_box():
+    from torch.nn import functional as F
+
+    from ashlib.experiments.attention import training_loss
+
+    config = tiny("sparse", head="convnet", aux_mlp_weight=0.5)
+    torch.manual_seed(0)
+    model = build_model(config)
+    assert model.aux is not None and model.head == "convnet"
+    x, y = load_data(config).train_batch(config, 0)
+    torch.manual_seed(1)
+    loss = training_loss(model, config, x, y)
+    # by hand: the same draw of glimpses, both heads' cross-entropies, the auxiliary one weighted
+    torch.manual_seed(1)
+    _, glimpses = model.glimpse(x)
+    by_hand = F.cross_entropy(model.mlp(glimpses), y) + 0.5 * F.cross_entropy(model.aux(glimpses), y)
+    assert torch.allclose(loss, by_hand)
+    # the auxiliary loss alone sends a gradient to the source network (it is what moves the box)
+    model.zero_grad()
+    torch.manual_seed(1)
+    _, aux = model.logits_and_aux(x)
+    F.cross_entropy(aux, y).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.source.parameters() if p.requires_grad)
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.mlp.parameters())
+    # prediction is the conv head's alone
+    torch.manual_seed(2)
+    logits = model(x)
+    torch.manual_seed(2)
+    assert torch.equal(logits, model.logits_and_aux(x)[0])
+
+
+@pytest.mark.parametrize("bad", [dict(aux_mlp_weight=-1.0), dict(aux_mlp_weight=1.0, head="mlp"),
+                                 dict(aux_mlp_weight=1.0, model="convnet", head="convnet"),
+                                 dict(aux_mlp_weight=True, head="convnet")])
+def test_auxiliary_head_settings_are_checked(bad):
+    settings = dict(model="sparse", head="convnet")
+    settings.update(bad)
+    with pytest.raises(ValueError, match="aux_mlp_weight"):
+        AttentionConfig(**settings)
+
+
+def test_a_checkpoint_from_before_a_new_setting_resumes_when_the_setting_is_at_its_default():
+    from dataclasses import asdict
+
+    from ashlib.experiments.attention import _same_settings
+
+    config = tiny("sparse", head="convnet")
+    older = {k: v for k, v in asdict(config).items() if k != "aux_mlp_weight"}
+    assert _same_settings(older, config)
+    assert not _same_settings(older, tiny("sparse", head="convnet", aux_mlp_weight=1.0))
+    assert not _same_settings({**older, "unknown": 1}, config)
+    assert not _same_settings({**older, "epochs": 2}, config)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -73,6 +73,7 @@ class AttentionConfig:
     init: str = "he"  # source network initialisation: "he" or "pytorch" (the paper's)
     init_box: tuple | str | None = "centre"
     head: str = "mlp"  # "mlp" (paper), "conv" (small) or "convnet" (the baseline's ConvNet on the glimpse)
+    aux_mlp_weight: float = 0.0  # conv heads: weight of an auxiliary paper-MLP head's loss (0: none)
     box_param: str = "corners"  # "corners" (paper) or "centre_scale" (bounded size, cannot flip or collapse)
     scale_range: tuple = (0.2, 0.6)  # centre_scale: smallest and largest box side, as fractions of the canvas
     source_hidden: int = 512  # table 2's two hidden layers
@@ -95,6 +96,14 @@ class AttentionConfig:
         if isinstance(self.init_box, list):
             self.init_box = tuple(self.init_box)
         _check_box_param(self.box_param, self.scale_range)
+        if isinstance(self.aux_mlp_weight, bool) or not isinstance(self.aux_mlp_weight, (int, float)) \
+                or not self.aux_mlp_weight >= 0:
+            raise ValueError(f"aux_mlp_weight must be a number >= 0, got {self.aux_mlp_weight!r}")
+        self.aux_mlp_weight = float(self.aux_mlp_weight)
+        if self.aux_mlp_weight and (self.model == "convnet" or self.head == "mlp"):
+            raise ValueError("aux_mlp_weight adds an MLP head beside a conv head of a glimpse model "
+                             f"(model 'sparse' or 'stn', head 'conv' or 'convnet'); got model={self.model!r}, "
+                             f"head={self.head!r}")
         self.scale_range = tuple(float(v) for v in self.scale_range)
         quick = quick_mode()
         defaults = dict(glimpse_size=12 if quick else (32 if self.n_glimpses == 1 else 12),
@@ -194,7 +203,8 @@ def build_model(config: AttentionConfig) -> torch.nn.Module:
     if config.model == "convnet":
         return ConvNetBaseline(1, size, hidden=config.source_hidden, init=config.init)
     common = dict(init_box=config.box_fractions, head=config.head, source_hidden=config.source_hidden,
-                  init=config.init, box_param=config.box_param, scale_range=config.scale_range)
+                  init=config.init, box_param=config.box_param, scale_range=config.scale_range,
+                  aux_head=config.aux_mlp_weight > 0)
     if config.model == "stn":
         return SpatialTransformerClassifier(size, config.glimpse_size, config.n_glimpses, **common)
     region = min(20, config.canvas)
@@ -323,6 +333,21 @@ def _set_lrs(optimiser, config: AttentionConfig, step: int) -> None:
             group["lr"] = config.lr * factor
 
 
+def training_loss(model, config: AttentionConfig, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the model's logits, plus ``aux_mlp_weight`` times that of its auxiliary MLP head."""
+    if not config.aux_mlp_weight:
+        return F.cross_entropy(model(images), labels)
+    logits, aux = model.logits_and_aux(images)
+    return F.cross_entropy(logits, labels) + config.aux_mlp_weight * F.cross_entropy(aux, labels)
+
+
+def _same_settings(saved: dict, config: AttentionConfig) -> bool:
+    """A checkpoint's config matches, counting settings added since it was written as their defaults."""
+    defaults = {f.name: f.default for f in fields(AttentionConfig)}
+    current = asdict(config)
+    return all(saved.get(k, defaults[k]) == v for k, v in current.items()) and set(saved) <= set(current)
+
+
 def _checkpoint(path: Path, model, optimiser, result: AttentionResult, step: int) -> None:
     state = {"step": step, "config": asdict(result.config), "model": model.state_dict(),
              "optimiser": optimiser.state_dict(), "rng": torch.get_rng_state(), "losses": result.losses,
@@ -360,7 +385,7 @@ def train(config: AttentionConfig, progress: bool = True, data: AttentionData | 
         if checkpoint is None or not checkpoint.is_file():
             raise ValueError(f"resume needs an existing checkpoint file, got {checkpoint}")
         state = torch.load(checkpoint, weights_only=False)
-        if state["config"] != asdict(config):
+        if not _same_settings(state["config"], config):
             raise ValueError(f"{checkpoint} was written by a run with other settings; resume with the same ones")
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
@@ -379,8 +404,7 @@ def train(config: AttentionConfig, progress: bool = True, data: AttentionData | 
             _set_lrs(optimiser, config, step)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", GlimpseSaturationWarning)  # recorded per evaluation instead
-                logits = model(x.to(device))
-            loss = F.cross_entropy(logits, y.to(device))
+                loss = training_loss(model, config, x.to(device), y.to(device))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
