@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -37,8 +38,7 @@ def main(argv=None) -> int:
     model = pretrained.load(args.model) if args.model in pretrained.names() else pretrained.load_file(args.model)
     if model.config.model != "sparse":
         parser.error(f"{args.model} has no sparse glimpse (model={model.config.model!r})")
-    config = attention.AttentionConfig(**{**vars(model.config), "source": "offline"})
-    data = attention.load_data(config)
+    data = attention.load_data(replace(model.config, source="offline"))
     images, labels = data.test_images, data.test_labels
     generator = torch.Generator().manual_seed(args.seed)
     print(f"{args.model}: recorded test error {model.summary['final_test_error']:.2%}; {len(images):,} test canvases")
