@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -59,10 +60,31 @@ def show_progress(requested: bool = True) -> bool:
     return bool(requested) and os.environ.get("ASHLIB_PROGRESS", "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
+#: Seconds between progress-bar redraws when stderr goes to a file (see :func:`progress_interval`).
+LOGGED_PROGRESS_INTERVAL = 60.0
+
+
+def progress_interval(interactive: float = 1.0) -> float:
+    """Seconds between progress-bar redraws: ``interactive`` on a terminal or in Jupyter,
+    :data:`LOGGED_PROGRESS_INTERVAL` when stderr is redirected to a file.
+
+    Why: a run of several hours logged with ``>> run.log 2>&1`` would otherwise write a redraw every
+    second, and the log would be mostly bars; one line a minute still shows the pace and the time left.
+    """
+    if "ipykernel" in sys.modules:
+        return interactive
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stderr
+        tty = False
+    return interactive if tty else max(interactive, LOGGED_PROGRESS_INTERVAL)
+
+
 def progress(iterable, *, disable: bool = False, **kwargs):
     """``tqdm.auto.tqdm(iterable, **kwargs)``, off under ``ASHLIB_PROGRESS=0`` (see :func:`show_progress`)."""
     from tqdm.auto import tqdm
 
+    kwargs["mininterval"] = progress_interval(kwargs.get("mininterval", 0.1))
     return tqdm(iterable, disable=disable or not show_progress(), **kwargs)
 
 

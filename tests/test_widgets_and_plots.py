@@ -111,3 +111,25 @@ def test_progress_bars_can_be_switched_off_for_stored_outputs(monkeypatch):
     assert not show_progress(True)
     bar = progress(range(3))
     assert bar.disable and list(bar) == [0, 1, 2]
+
+
+def test_progress_bars_redraw_rarely_when_stderr_is_a_log_file(monkeypatch):
+    """A long run logged to a file gets a redraw a minute, not a second; a terminal keeps the fast pace."""
+    import io
+    import sys
+
+    from ashlib import config
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert config.progress_interval(1.0) == config.LOGGED_PROGRESS_INTERVAL == 60.0
+    assert config.progress(range(3), mininterval=2.0).mininterval == 60.0
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert config.progress_interval(1.0) == 1.0
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.setitem(sys.modules, "ipykernel", object())  # inside Jupyter: the widget bar keeps its pace
+    assert config.progress_interval(2.0) == 2.0

@@ -33,7 +33,7 @@ from ..attention import _check_box_param, raw_start_box
 from ..data import MAX_DISTRACTORS
 from ..attention import (CENTRE_BOX, HEADS, INITS, ConvNetBaseline, GlimpseClassifier, GlimpseSaturationWarning,
                          SpatialTransformerClassifier, box_spread, check_collapse)
-from ..config import quick_mode, seed_everything, show_progress
+from ..config import progress_interval, quick_mode, seed_everything, show_progress
 from .checks import check_device_name, check_int, check_positive, check_seed, check_source
 from .schedule import check_schedule, lr_factor
 
@@ -395,7 +395,7 @@ def train(config: AttentionConfig, progress: bool = True, data: AttentionData | 
         start_step = state["step"]
     eval_every = config.eval_every or config.steps_per_epoch
     bar = tqdm(total=config.steps, initial=start_step, desc=f"attention {config.model}", disable=not show_progress(progress),
-               mininterval=2.0)
+               mininterval=progress_interval(2.0))
     step = start_step
     tick = time.perf_counter()
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..config import quick_mode, seed_everything, show_progress
+from ..config import progress_interval, quick_mode, seed_everything, show_progress
 from ..contract import to_dense
 from ..layers import SparseLayer
 from ..reinforce import BASELINES, ReinforceLayer
@@ -189,7 +189,7 @@ def train(config: IdentityConfig, progress: bool = True) -> IdentityResult:
     result = IdentityResult(config=config, layer=layer)
     start = time.perf_counter()
     bar = tqdm(range(1, config.iterations + 1), desc=f"identity n={config.n} {config.method}",
-               disable=not show_progress(progress), mininterval=1.0)
+               disable=not show_progress(progress), mininterval=progress_interval(1.0))
     for it in bar:
         x = torch.randn(config.batch_size, config.n, device=device)
         if reinforce:
@@ -352,7 +352,7 @@ def compare_methods(sizes, seeds, *, methods=METHODS, iterations=None, eval_ever
 
     curves, results = {}, []
     jobs = [(n, m, s) for n in sizes for m in methods for s in seeds]
-    for n, method, seed in tqdm(jobs, desc="runs", disable=not show_progress(progress), mininterval=1.0):
+    for n, method, seed in tqdm(jobs, desc="runs", disable=not show_progress(progress), mininterval=progress_interval(1.0)):
         config = IdentityConfig(n=n, method=method, seed=seed, iterations=iterations, eval_every=eval_every,
                                 eval_samples=eval_samples)
         results.append(train(config, progress=False))

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from ..config import quick_mode, seed_everything, show_progress
+from ..config import progress_interval, quick_mode, seed_everything, show_progress
 from ..sort import intermediate_loss, quicksort
 from .checks import check_device_name, check_int, check_positive, check_seed, check_source
 from .schedule import check_schedule, lr_factor, set_lr
@@ -283,7 +283,7 @@ def train(config: SortingConfig, progress: bool = True, tasks=None, *, checkpoin
         first = state["done"] + 1
     tick = time.perf_counter()
     bar = tqdm(range(first, config.iterations + 1), desc=f"sort n={config.n} {config.method}",
-               disable=not show_progress(progress), mininterval=1.0, initial=first - 1, total=config.iterations)
+               disable=not show_progress(progress), mininterval=progress_interval(1.0), initial=first - 1, total=config.iterations)
     try:
         for it in bar:
             set_lr(optimiser, {"": config.lr}, lr_factor(config.lr_schedule, it - 1, config.iterations))
