@@ -167,3 +167,20 @@ def test_cosine_schedule_sets_the_rate_of_every_batch(monkeypatch):
     assert seen == pytest.approx([1e-3, 0.8535534e-3, 0.5e-3, 0.1464466e-3], rel=1e-6)
     with pytest.raises(ValueError, match="lr_schedule"):
         SortingConfig(lr_schedule="step")
+
+
+def test_key_network_loads_state_dicts_written_before_the_rename():
+    """Old files name the per-digit network ``convnet``; they load into ``digit_net`` unchanged, wrapped or not."""
+    from ashlib.experiments.sorting import KeyNetwork
+
+    torch.manual_seed(0)
+    old = KeyNetwork(digits=2, width=0.125)
+    images = torch.rand(2, 3, 2, 28, 28)
+    renamed = {k.replace("digit_net.", "convnet."): v for k, v in old.state_dict().items()}
+    assert any(k.startswith("convnet.") for k in renamed)
+    new = KeyNetwork(digits=2, width=0.125)
+    new.load_state_dict(renamed)  # strict: no missing or unexpected keys
+    assert torch.equal(new(images), old(images))
+    wrapped = torch.nn.Sequential(KeyNetwork(digits=2, width=0.125))
+    wrapped.load_state_dict({"0." + k: v for k, v in renamed.items()})
+    assert torch.equal(wrapped(images), old(images))

@@ -107,7 +107,7 @@ def _block(c_in: int, c_out: int) -> list[nn.Module]:
 
 
 class KeyNetwork(nn.Module):
-    """Table 3 of the paper: one ConvNet per digit (shared), 8 features each, an MLP to one key.
+    """Table 3 of the paper: one ConvNet per digit (shared, ``digit_net``), 8 features each, an MLP to one key.
 
     forward(images (b, n, digits, 28, 28)) -> keys (b, n). ``width`` scales the channels
     (16, 64, 128 at 1.0) for quick runs on a CPU. ``arch="mlp"`` swaps the per-digit ConvNet for
@@ -120,23 +120,31 @@ class KeyNetwork(nn.Module):
         self.digits = digits
         if arch == "conv":
             c1, c2, c3 = (max(2, round(c * width)) for c in (16, 64, 128))
-            self.convnet = nn.Sequential(
+            self.digit_net = nn.Sequential(
                 *_block(1, c1), *_block(c1, c2), *_block(c2, c3), nn.Flatten(),
                 nn.Linear(c3 * 3 * 3, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 8),
             )
         elif arch == "mlp":
             h = max(8, round(256 * width))
-            self.convnet = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(),
+            self.digit_net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(),
                                          nn.Linear(h, 8))
         else:
             raise ValueError(f"arch must be 'conv' or 'mlp', got {arch!r}")
         self.mlp = nn.Sequential(nn.Linear(8 * digits, 256), nn.ReLU(), nn.Linear(256, 1))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Files written before the per-digit network was renamed (it was ``convnet`` for both
+        # architectures) still load: shipped pretrained models and checkpoints of runs in progress.
+        old = prefix + "convnet."
+        for key in [k for k in state_dict if k.startswith(old)]:
+            state_dict[prefix + "digit_net." + key[len(old):]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         b, n, digits = images.shape[:3]
         if digits != self.digits or tuple(images.shape[3:]) != (28, 28):
             raise ValueError(f"images must have shape (b, n, {self.digits}, 28, 28), got {tuple(images.shape)}")
-        features = self.convnet(images.reshape(b * n * digits, 1, 28, 28))
+        features = self.digit_net(images.reshape(b * n * digits, 1, 28, 28))
         return self.mlp(features.view(b * n, digits * 8)).view(b, n)
 
 
