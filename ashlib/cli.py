@@ -117,6 +117,9 @@ def _sort_parser(sub):
     p.add_argument("--samples", type=int, default=None, help="quicksort: random half-permutations per round (default n)")
     p.add_argument("--local", type=int, default=0,
                    help="quicksort: proposals per round one swap away from the hard split (default 0, the paper's)")
+    p.add_argument("--neighbours", action="store_true",
+                   help="quicksort: add every half-permutation one swap away from the hard split, each round "
+                        "(exhaustive; not the paper's sampler)")
     p.add_argument("--draws", type=int, default=1,
                    help="quicksort: independent sorts of each batch, losses averaged (the key network runs once)")
     p.add_argument("--C", type=float, default=10.0, help="quicksort: sharpness of the soft buckets")
@@ -142,7 +145,7 @@ def _run_sort(args) -> int:
         n=args.n, method=args.method, intermediate=args.intermediate, iterations=args.iterations, lr=args.lr,
         lr_schedule=args.lr_schedule,
         batch_size=args.batch_size, width=args.width, key_network=args.key_network,
-        straight_through=args.straight_through, samples=args.samples, local=args.local, draws=args.draws, C=args.C, tau=args.tau,
+        straight_through=args.straight_through, samples=args.samples, local=args.local, neighbours=args.neighbours, draws=args.draws, C=args.C, tau=args.tau,
         eval_every=args.eval_every, eval_instances=args.eval_instances, source=args.source, seed=args.seed,
         device=args.device,
     )

@@ -119,6 +119,31 @@ def _local_buckets(hard: torch.Tensor, log_up: torch.Tensor, log_down: torch.Ten
     return (h ^ flip).view(b, local, n)
 
 
+def _swap_neighbours(hard: torch.Tensor, c: int) -> torch.Tensor:
+    """(b, k (c/2)**2, n) bool: every o one swap away from the hard o, one chunk at a time.
+
+    Each proposal moves one element of one chunk's lower half up and one of its upper half down,
+    and leaves every other chunk as the hard o has it. Unlike ``_local_buckets`` (random swaps,
+    several chunks at once), every close pair that straddles a median gets its own proposal in
+    every batch, so its gradient does not depend on a lucky draw, and a proposal's proportion is
+    not shrunk by unrelated swaps in other chunks. There are k (c/2)**2 of them for k = n / c
+    chunks: n**2 / 4 in the first round, so this is for small n (it is exact enumeration, not
+    sampling).
+    """
+    b, n = hard.shape
+    k, half = n // c, c // 2
+    order = hard.view(b, k, c).long().argsort(dim=-1, stable=True)  # per chunk: the o = 0 positions, then the o = 1 ones
+    low, high = order[..., :half], order[..., half:]  # (b, k, half) each, positions within the chunk
+    # proposal (j, u, v): chunk j, its u-th low element goes up, its v-th high element goes down
+    rise = low.view(b, k, half, 1).expand(b, k, half, half)
+    fall = high.view(b, k, 1, half).expand(b, k, half, half)
+    start = torch.arange(0, n, c, device=hard.device).view(1, k, 1, 1)
+    flip = torch.zeros(b, k, half, half, n, dtype=torch.bool, device=hard.device)
+    flip.scatter_(-1, (rise + start).unsqueeze(-1), True)
+    flip.scatter_(-1, (fall + start).unsqueeze(-1), True)
+    return hard.view(b, 1, n) ^ flip.view(b, k * half * half, n)
+
+
 def _repeats(o: torch.Tensor) -> torch.Tensor:
     """(b, s) bool: True where o[:, j] equals an earlier o[:, i < j] (the same permutation).
 
@@ -277,15 +302,18 @@ class HalfPermutationStep:
 
 def half_permutation_step(keys: torch.Tensor, d: int, *, samples: int, C: float = 10.0,
                           generator: torch.Generator | None = None, local: int = 0,
-                          min_proportion: float = 0.0) -> HalfPermutationStep:
+                          min_proportion: float = 0.0, neighbours: bool = False) -> HalfPermutationStep:
     """The sparse layer approximating P^d(o') for keys (b, n): the hard o, ``samples`` uniformly
-    random o's and ``local`` o's one swap away from the hard one (see ``_local_buckets``)."""
+    random o's, ``local`` o's one swap away from the hard one (see ``_local_buckets``) and, with
+    ``neighbours``, every o one swap away in a single chunk (see ``_swap_neighbours``)."""
     b, n = keys.shape
     c = n >> (d - 1)
     log_up, log_down, hard = _soft_buckets(keys, c, C)
     parts = [hard.unsqueeze(1), _random_buckets(b, samples, n, c, keys.device, generator)]
     if local:
         parts.append(_local_buckets(hard, log_up, log_down, local, c, generator))
+    if neighbours:
+        parts.append(_swap_neighbours(hard, c))
     o = torch.cat(parts, dim=1)
     log_p = torch.where(o, log_up.unsqueeze(1), log_down.unsqueeze(1)).sum(dim=-1)  # (b, s+1)
     log_p = log_p.masked_fill(_repeats(o), float("-inf"))
@@ -317,7 +345,7 @@ class QuicksortResult:
 
 def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = None, C: float = 10.0,
               generator: torch.Generator | None = None, pad: bool = True, local: int = 0,
-              min_proportion: float = 0.0) -> QuicksortResult:
+              min_proportion: float = 0.0, neighbours: bool = False) -> QuicksortResult:
     """Softly sort ``items`` (b, n, *f) by ``keys`` (b, n), ascending, differentiably in the keys.
 
     Args:
@@ -325,6 +353,10 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
         C: sharpness of the soft buckets o' = sigmoid(C (key - median)) (paper: 10).
         local: extra proposals per round one swap away from the hard o (elements near the
             median proposed most; 0, the paper's sampler, by default).
+        neighbours: also add, every round, each o that differs from the hard o by one swap
+            within one chunk (n**2/4 of them in the first round; for small n). Every close pair
+            across a median then gets a gradient in every batch. Not the paper's sampler
+            (False, the default, is).
         generator: for reproducible samples.
         pad: if n is not a power of two, append keys that sort last (and zero items), sort, and
             drop them; with ``pad=False`` such n raises a ValueError.
@@ -387,13 +419,15 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
         raise ValueError(f"samples must be a non-negative int, got {samples!r}")
     if not isinstance(local, int) or isinstance(local, bool) or local < 0:
         raise ValueError(f"local must be a non-negative int, got {local!r}")
+    if not isinstance(neighbours, bool):
+        raise ValueError(f"neighbours must be True or False, got {neighbours!r}")
     if isinstance(min_proportion, bool) or not isinstance(min_proportion, (int, float)) \
             or not 0 <= min_proportion < 1:
         raise ValueError(f"min_proportion must be a number in [0, 1), got {min_proportion!r}")
     result = QuicksortResult(sorted=items, n=n)
     for d in range(1, rounds + 1):
         step = half_permutation_step(keys, d, samples=samples, C=C, generator=generator, local=local,
-                                     min_proportion=float(min_proportion))
+                                     min_proportion=float(min_proportion), neighbours=neighbours)
         keys, items = step.apply_to_keys_and_items(keys, items)
         result.layers.append(step)
         result.keys.append(keys)

@@ -424,6 +424,8 @@ BAD_SETTINGS = [
     ("SortingConfig", dict(key_network="resnet"), "key_network"),
     ("SortingConfig", dict(straight_through=1), "straight_through"),
     ("SortingConfig", dict(method="neuralsort", straight_through=True), "straight_through"),
+    ("SortingConfig", dict(neighbours="yes"), "neighbours"),
+    ("SortingConfig", dict(method="softsort", neighbours=True), "neighbours"),
     ("SortingConfig", dict(batch_size="64"), "batch_size"),
     ("SortingConfig", dict(batch_size=True), "batch_size"),
     ("SortingConfig", dict(iterations=2.5), "iterations"),

@@ -210,6 +210,41 @@ def test_local_proposal_for_two_items_is_the_exact_two_permutation_mixture():
         ashlib.quicksort(keys, items, local=-1)
 
 
+@pytest.mark.parametrize("n", [4, 8, 16])
+def test_swap_neighbours_are_every_balanced_o_one_swap_in_one_chunk_away(n):
+    """neighbours=True adds exactly the balanced o's at Hamming distance 2 from the hard o whose
+    two changes lie in one chunk: compared with a brute-force filter over all balanced o's."""
+    torch.manual_seed(n)
+    keys = torch.randn(3, n)
+    for d in range(1, n.bit_length()):
+        c = n >> (d - 1)
+        step = half_permutation_step(keys, d, samples=0, neighbours=True)
+        for b in range(3):
+            hard = tuple(step.o[b, 0].long().tolist())
+            got = [tuple(o) for o in step.o[b, 1:].long().tolist()]
+            expected = set()
+            for o in all_balanced(n, d):
+                changed = [i for i in range(n) if o[i] != hard[i]]
+                if len(changed) == 2 and changed[0] // c == changed[1] // c:
+                    expected.add(tuple(o))
+            assert len(got) == len(set(got)) == (n // c) * (c // 2) ** 2
+            assert set(got) == expected
+
+
+def test_swap_neighbours_give_every_close_pair_a_gradient():
+    """Four chunks of two at the last round, each pair already ordered: with neighbours every pair's
+    keys get a gradient (each has its own one-swap proposal); the hard o alone gives none."""
+    keys = torch.tensor([[0.0, 0.05, 1.0, 1.05, 2.0, 2.05, 3.0, 3.05]], requires_grad=True)
+    items = torch.arange(8.0).view(1, 8, 1)
+    for neighbours, expect_all in ((True, True), (False, False)):
+        keys.grad = None
+        out = ashlib.quicksort(keys, items, samples=0, neighbours=neighbours).sorted
+        (out.squeeze(-1) * torch.arange(8.0)).sum().backward()
+        assert bool((keys.grad.abs() > 1e-6).all()) == expect_all
+    with pytest.raises(ValueError, match="neighbours"):
+        ashlib.quicksort(keys.detach(), items, neighbours=1)
+
+
 @pytest.mark.parametrize("n", [4, 62, 63, 130])
 def test_repeated_half_permutations_are_found_exactly(n):
     """repeat_rows_mask against a brute-force pairwise comparison, rows of n bits (1, 2 and 3 words)."""

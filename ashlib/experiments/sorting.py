@@ -47,6 +47,7 @@ class SortingConfig:
     iterations: int | None = None  # full: 50,000 batches; quick: 300
     samples: int | None = None  # quicksort: random half-permutations per round (paper: n)
     local: int = 0  # quicksort: proposals per round one swap away from the hard split (0: the paper's)
+    neighbours: bool = False  # quicksort: also every single swap across a median, every round (not the paper's)
     draws: int = 1  # quicksort: independent sorts per batch, losses averaged (the key network runs once)
     C: float = 10.0  # quicksort sharpness (paper: 10)
     tau: float = 1.0  # NeuralSort / SoftSort temperature
@@ -96,6 +97,10 @@ class SortingConfig:
             raise ValueError(f"local must be an int >= 0, got {self.local!r}")
         if self.local and self.method != "quicksort":
             raise ValueError("local proposals exist only for method='quicksort'")
+        if not isinstance(self.neighbours, bool):
+            raise ValueError(f"neighbours must be True or False, got {self.neighbours!r}")
+        if self.neighbours and self.method != "quicksort":
+            raise ValueError("neighbours (every one-swap half-permutation) exist only for method='quicksort'")
         if self.draws > 1 and self.method != "quicksort":
             raise ValueError("draws > 1 averages quicksort's random half-permutations; the dense methods have none")
 
@@ -151,7 +156,8 @@ class KeyNetwork(nn.Module):
 def sort_items(config: SortingConfig, keys: torch.Tensor, items: torch.Tensor, generator=None):
     """Sort items (b, n, *f) by keys with the config's method: (sorted items, quicksort result or None)."""
     if config.method == "quicksort":
-        result = quicksort(keys, items, samples=config.samples, C=config.C, generator=generator, local=config.local)
+        result = quicksort(keys, items, samples=config.samples, C=config.C, generator=generator, local=config.local,
+                           neighbours=config.neighbours)
         return result.sorted, result
     P = (neuralsort if config.method == "neuralsort" else softsort)(keys, tau=config.tau)
     return apply_permutation(P, items), None
