@@ -152,7 +152,9 @@ def _run_sort(args) -> int:
     _prepare_out(args.out, args.resume)
     mode = "quick mode" if quick_mode() else "full mode"
     print(f"sort n={config.n} method={config.method} intermediate={config.intermediate} lr={config.lr} "
-          f"batches={config.iterations} width={config.width} draws={config.draws} seed={config.seed} ({mode})")
+          f"batches={config.iterations} width={config.width} draws={config.draws} seed={config.seed}"
+          + (f" local={config.local} neighbours={config.neighbours} C={config.C}" if config.method == "quicksort" else "")
+          + f" ({mode})")
     from pathlib import Path
 
     checkpoint = Path(args.out) / "checkpoint.pt" if args.out else None

@@ -1,5 +1,7 @@
 """The sorting experiment's pieces, on a synthetic task whose digit images encode their digit."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -149,6 +151,23 @@ def test_resume_continues_a_run_exactly(tmp_path, method, schedule):
     assert rest.losses == whole.losses and rest.eval_error == whole.eval_error
     for a, b in zip(rest.net.state_dict().values(), whole.net.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_resume_accepts_a_checkpoint_written_before_an_option_existed(tmp_path):
+    """A checkpoint whose config lacks ``neighbours`` (written before it existed) resumes a run that
+    leaves it at its default, and refuses one that turns it on."""
+    config = SortingConfig(n=4, iterations=6, eval_every=6, eval_instances=20, width=0.25, batch_size=4)
+    tasks = lambda: (GreyDigits(4, seed=0), lambda: GreyDigits(4, seed=99))  # noqa: E731
+    path = tmp_path / "checkpoint.pt"
+    train(replace(config, iterations=3), progress=False, tasks=tasks(), checkpoint=path)
+    state = torch.load(path, weights_only=False)
+    del state["config"]["neighbours"]
+    state["config"]["iterations"] = 6
+    torch.save(state, path)
+    rest = train(config, progress=False, tasks=tasks(), checkpoint=path, resume=True)
+    assert len(rest.losses) == 6
+    with pytest.raises(ValueError, match="other settings"):
+        train(replace(config, neighbours=True), progress=False, tasks=tasks(), checkpoint=path, resume=True)
 
 
 def test_cosine_schedule_sets_the_rate_of_every_batch(monkeypatch):

@@ -244,6 +244,19 @@ def make_tasks(config: SortingConfig):
                                            mnist=test_digits)
 
 
+def _with_defaults(saved: dict) -> dict:
+    """A checkpoint's config with the fields added to SortingConfig since it was written set to
+    their defaults, so a run started before a new option existed still resumes (a run that sets
+    the new option to something else does not match, as it should not)."""
+    from dataclasses import MISSING, fields
+
+    full = dict(saved)
+    for f in fields(SortingConfig):
+        if f.name not in full and f.default is not MISSING:
+            full[f.name] = f.default
+    return full
+
+
 def _checkpoint(path, net, optimiser, generator, train_task, result: SortingResult, done: int) -> None:
     from dataclasses import asdict
     from pathlib import Path
@@ -285,7 +298,7 @@ def train(config: SortingConfig, progress: bool = True, tasks=None, *, checkpoin
         if checkpoint is None or not checkpoint.is_file():
             raise ValueError(f"resume needs an existing checkpoint file, got {checkpoint}")
         state = torch.load(checkpoint, weights_only=False)
-        if state["config"] != asdict(config):
+        if _with_defaults(state["config"]) != asdict(config):
             raise ValueError(f"{checkpoint} was written by a run with other settings; resume with the same ones")
         net.load_state_dict(state["net"])
         optimiser.load_state_dict(state["optimiser"])
