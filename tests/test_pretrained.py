@@ -64,7 +64,7 @@ def _tolerance(p: float, n: int) -> float:
     return 0.02 + 1.96 * (p * (1 - p) / n) ** 0.5
 
 
-@pytest.mark.parametrize("name", sorted(n for n in REQUIRED if n.startswith("attention")))
+@pytest.mark.parametrize("name", sorted(n for n in REQUIRED | set(pretrained.names()) if n.startswith("attention")))
 def test_attention_models_score_what_they_recorded(name):
     if name not in pretrained.names():
         pytest.fail(f"{name} is not shipped")
@@ -80,7 +80,7 @@ def test_attention_models_score_what_they_recorded(name):
         assert abs(scores["near_digit"] - model.summary["final_near_digit"]) <= _tolerance(0.5, 1000)
 
 
-@pytest.mark.parametrize("name", sorted(n for n in REQUIRED if n.startswith("sort")))
+@pytest.mark.parametrize("name", sorted(n for n in REQUIRED | set(pretrained.names()) if n.startswith("sort")))
 def test_sorting_models_score_what_they_recorded(name):
     if name not in pretrained.names():
         pytest.fail(f"{name} is not shipped")
