@@ -9,7 +9,9 @@ To make a round differentiable in the keys, o is relaxed to o' = sigmoid(C (key 
 and the round becomes a sparse layer: a few valid o's are sampled (random balanced ones plus
 the hard o the keys imply), each is given the proportion prod_i (o'_i if o_i else 1 - o'_i),
 repeated o's get nothing, and the proportions are normalised so every column of the mixed
-matrix sums to 1. Items and keys are both multiplied by that mixture. Above ``DENSE_MIX_MAX_N``
+matrix sums to 1. Besides the paper's random o's a round can hold proposals one swap away from the
+hard o (``local``, drawn) or all of them (``neighbours``, listed; with ``samples=0`` the round is
+then deterministic). Items and keys are both multiplied by that mixture. Above ``DENSE_MIX_MAX_N``
 items the samples are applied one permutation at a time (the transposed round goes through
 :func:`ashlib.contract`), so memory and time stay O(n) per sample; up to it, the samples are
 summed into one small (n, n) matrix first, O(n^2) but faster at those sizes.
