@@ -155,6 +155,7 @@ def _repeats(o: torch.Tensor) -> torch.Tensor:
     return repeat_rows_mask(o)
 
 
+NEIGHBOURS_MAX_N = 64  # neighbours=True lists n**2/4 half-permutations in the first round: small n only
 DENSE_MIX_MAX_N = 128  # up to this n a round's mixture is summed into a dense (b, n, n) matrix first
 
 
@@ -423,6 +424,10 @@ def quicksort(keys: torch.Tensor, items: torch.Tensor, *, samples: int | None = 
         raise ValueError(f"local must be a non-negative int, got {local!r}")
     if not isinstance(neighbours, bool):
         raise ValueError(f"neighbours must be True or False, got {neighbours!r}")
+    if neighbours and size > NEIGHBOURS_MAX_N:
+        raise ValueError(f"neighbours=True lists every one-swap half-permutation: n**2/4 = {size * size // 4:,} in the "
+                         f"first round for n = {size}; it is meant for n <= {NEIGHBOURS_MAX_N}. Use local=... "
+                         "(drawn proposals) for larger n")
     if isinstance(min_proportion, bool) or not isinstance(min_proportion, (int, float)) \
             or not 0 <= min_proportion < 1:
         raise ValueError(f"min_proportion must be a number in [0, 1), got {min_proportion!r}")

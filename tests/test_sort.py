@@ -243,6 +243,8 @@ def test_swap_neighbours_give_every_close_pair_a_gradient():
         assert bool((keys.grad.abs() > 1e-6).all()) == expect_all
     with pytest.raises(ValueError, match="neighbours"):
         ashlib.quicksort(keys.detach(), items, neighbours=1)
+    with pytest.raises(ValueError, match="n <= 64"):
+        ashlib.quicksort(torch.randn(1, 128), torch.zeros(1, 128, 1), neighbours=True)
 
 
 @pytest.mark.parametrize("n", [4, 62, 63, 130])
