@@ -123,6 +123,11 @@ def _sort_parser(sub):
     p.add_argument("--draws", type=int, default=1,
                    help="quicksort: independent sorts of each batch, losses averaged (the key network runs once)")
     p.add_argument("--C", type=float, default=10.0, help="quicksort: sharpness of the soft buckets")
+    p.add_argument("--C-final", type=float, default=None,
+                   help="quicksort: raise C geometrically from --C to this over the run (not the paper's)")
+    p.add_argument("--standardise-keys", action="store_true",
+                   help="quicksort: sort (key - mean) / std of each instance, so the key network cannot undo C "
+                        "by rescaling its keys (not the paper's)")
     p.add_argument("--tau", type=float, default=1.0, help="NeuralSort/SoftSort temperature")
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--eval-instances", type=int, default=None, help="test instances (default 10,000; 1,000 quick)")
@@ -145,7 +150,8 @@ def _run_sort(args) -> int:
         n=args.n, method=args.method, intermediate=args.intermediate, iterations=args.iterations, lr=args.lr,
         lr_schedule=args.lr_schedule,
         batch_size=args.batch_size, width=args.width, key_network=args.key_network,
-        straight_through=args.straight_through, samples=args.samples, local=args.local, neighbours=args.neighbours, draws=args.draws, C=args.C, tau=args.tau,
+        straight_through=args.straight_through, samples=args.samples, local=args.local, neighbours=args.neighbours, draws=args.draws, C=args.C,
+        C_final=args.C_final, standardise_keys=args.standardise_keys, tau=args.tau,
         eval_every=args.eval_every, eval_instances=args.eval_instances, source=args.source, seed=args.seed,
         device=args.device,
     )
@@ -153,7 +159,9 @@ def _run_sort(args) -> int:
     mode = "quick mode" if quick_mode() else "full mode"
     print(f"sort n={config.n} method={config.method} intermediate={config.intermediate} lr={config.lr} "
           f"batches={config.iterations} width={config.width} draws={config.draws} seed={config.seed}"
-          + (f" local={config.local} neighbours={config.neighbours} C={config.C}" if config.method == "quicksort" else "")
+          + (f" local={config.local} neighbours={config.neighbours} C={config.C}"
+             + (f"->{config.C_final}" if config.C_final is not None else "")
+             + (" standardised keys" if config.standardise_keys else "") if config.method == "quicksort" else "")
           + f" ({mode})")
     from pathlib import Path
 

@@ -39,3 +39,11 @@ def test_reinforce_runs(tmp_path):
 def test_bad_settings_exit_with_a_message(capsys):
     assert main(["identity", "--size", "8", "--chunk-size", "3"]) == 2
     assert "chunk_size must divide" in capsys.readouterr().err
+
+
+def test_sort_passes_the_sharpness_options_to_the_run(tmp_path):
+    assert main(["sort", "--n", "4", "--iterations", "2", "--eval-every", "2", "--eval-instances", "20",
+                 "--width", "0.25", "--batch-size", "4", "--source", "offline", "--C", "5", "--C-final", "40",
+                 "--standardise-keys", "--out", str(tmp_path)]) == 0
+    config = json.loads((tmp_path / "summary.json").read_text())["config"]
+    assert (config["C"], config["C_final"], config["standardise_keys"]) == (5.0, 40.0, True)

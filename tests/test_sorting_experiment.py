@@ -203,3 +203,37 @@ def test_key_network_loads_state_dicts_written_before_the_rename():
     wrapped = torch.nn.Sequential(KeyNetwork(digits=2, width=0.125))
     wrapped.load_state_dict({"0." + k: v for k, v in renamed.items()})
     assert torch.equal(wrapped(images), old(images))
+
+
+def test_sharpness_rises_geometrically_from_C_to_C_final():
+    from ashlib.experiments.sorting import sharpness
+
+    rising = SortingConfig(n=8, iterations=5, C=10.0, C_final=160.0)
+    # five batches: 10 * 16 ** (i / 4) = 10, 20, 40, 80, 160; evaluation uses the end value
+    assert [sharpness(rising, i) for i in range(1, 6)] == pytest.approx([10.0, 20.0, 40.0, 80.0, 160.0])
+    assert sharpness(rising) == 160.0
+    assert sharpness(SortingConfig(n=8, iterations=5, C=7.0), 3) == 7.0  # no C_final: constant
+
+
+def test_standardised_keys_make_the_sort_ignore_the_keys_scale():
+    """With standardise_keys the loss is the same for keys and 50 * keys + 3 (the key network
+    cannot change the sharpness by rescaling); without it, rescaling changes the loss."""
+    torch.manual_seed(0)
+    keys = torch.randn(3, 8) * 0.05
+    items = torch.rand(3, 8, 5)
+    target = items.gather(1, keys.argsort(1).unsqueeze(-1).expand_as(items))
+
+    def loss(config, k):
+        return sorting_loss(config, k, items, target, generator=torch.Generator().manual_seed(2))
+
+    std = SortingConfig(n=8, standardise_keys=True, local=2)
+    torch.testing.assert_close(loss(std, keys), loss(std, 50 * keys + 3))
+    plain = SortingConfig(n=8, local=2)
+    assert abs(loss(plain, keys).item() - loss(plain, 50 * keys + 3).item()) > 1e-3
+    # standardised keys have mean 0 and (population) std 1 in every instance, in the same order
+    from ashlib.experiments.sorting import standardised
+
+    z = standardised(keys)
+    torch.testing.assert_close(z.mean(1), torch.zeros(3), atol=1e-6, rtol=0)
+    torch.testing.assert_close(z.square().mean(1), torch.ones(3))
+    assert torch.equal(z.argsort(1), keys.argsort(1))

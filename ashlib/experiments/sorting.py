@@ -50,6 +50,8 @@ class SortingConfig:
     neighbours: bool = False  # quicksort: also every single swap across a median, every round (not the paper's)
     draws: int = 1  # quicksort: independent sorts per batch, losses averaged (the key network runs once)
     C: float = 10.0  # quicksort sharpness (paper: 10)
+    C_final: float | None = None  # quicksort: C rises geometrically from C to C_final over the run (not the paper's)
+    standardise_keys: bool = False  # quicksort: sort (key - mean) / std per instance, so C is in units of the spread
     tau: float = 1.0  # NeuralSort / SoftSort temperature
     width: float = 1.0  # key network channels relative to table 3 (1.0 = the paper's)
     key_network: str = "conv"  # "conv" (table 3) or "mlp" (a per-digit MLP: fast, for factor studies and labs)
@@ -101,6 +103,12 @@ class SortingConfig:
             raise ValueError(f"neighbours must be True or False, got {self.neighbours!r}")
         if self.neighbours and self.method != "quicksort":
             raise ValueError("neighbours (every one-swap half-permutation) exist only for method='quicksort'")
+        if self.C_final is not None:
+            check_positive("C_final", self.C_final)
+        if not isinstance(self.standardise_keys, bool):
+            raise ValueError(f"standardise_keys must be True or False, got {self.standardise_keys!r}")
+        if (self.C_final is not None or self.standardise_keys) and self.method != "quicksort":
+            raise ValueError("C_final and standardise_keys exist only for method='quicksort'")
         if self.draws > 1 and self.method != "quicksort":
             raise ValueError("draws > 1 averages quicksort's random half-permutations; the dense methods have none")
 
@@ -153,11 +161,32 @@ class KeyNetwork(nn.Module):
         return self.mlp(features.view(b * n, digits * 8)).view(b, n)
 
 
-def sort_items(config: SortingConfig, keys: torch.Tensor, items: torch.Tensor, generator=None):
-    """Sort items (b, n, *f) by keys with the config's method: (sorted items, quicksort result or None)."""
+def sharpness(config: SortingConfig, it: int | None = None) -> float:
+    """Quicksort's C at batch ``it`` (1-based): config.C, or with ``C_final`` a geometric rise from C
+    at the first batch to C_final at the last (None: the end value, as used for evaluation)."""
+    if config.C_final is None:
+        return config.C
+    if it is None or config.iterations <= 1:
+        return config.C_final
+    t = (min(max(it, 1), config.iterations) - 1) / (config.iterations - 1)
+    return config.C * (config.C_final / config.C) ** t
+
+
+def standardised(keys: torch.Tensor) -> torch.Tensor:
+    """(keys - mean) / std within each instance (row): the order is kept, the scale is taken away."""
+    centred = keys - keys.mean(dim=1, keepdim=True)
+    return centred / centred.square().mean(dim=1, keepdim=True).add(1e-12).sqrt()
+
+
+def sort_items(config: SortingConfig, keys: torch.Tensor, items: torch.Tensor, generator=None, C: float | None = None):
+    """Sort items (b, n, *f) by keys with the config's method: (sorted items, quicksort result or None).
+
+    ``C`` overrides the config's sharpness (the training loop passes the scheduled value)."""
     if config.method == "quicksort":
-        result = quicksort(keys, items, samples=config.samples, C=config.C, generator=generator, local=config.local,
-                           neighbours=config.neighbours)
+        if config.standardise_keys:
+            keys = standardised(keys)
+        result = quicksort(keys, items, samples=config.samples, C=sharpness(config) if C is None else C,
+                           generator=generator, local=config.local, neighbours=config.neighbours)
         return result.sorted, result
     P = (neuralsort if config.method == "neuralsort" else softsort)(keys, tau=config.tau)
     return apply_permutation(P, items), None
@@ -168,7 +197,7 @@ def build_model(config: SortingConfig) -> KeyNetwork:
     return KeyNetwork(config.digits, config.width, config.key_network)
 
 
-def sorting_loss(config: SortingConfig, keys, items, target, generator=None) -> torch.Tensor:
+def sorting_loss(config: SortingConfig, keys, items, target, generator=None, C: float | None = None) -> torch.Tensor:
     """Binary cross-entropy between the sorted items and the sorted target (plus intermediate rounds).
 
     With ``config.draws = K > 1`` the batch is sorted K times with independent random
@@ -178,7 +207,7 @@ def sorting_loss(config: SortingConfig, keys, items, target, generator=None) -> 
     if config.draws > 1:
         k = config.draws
         keys, items, target = (t.repeat(k, *([1] * (t.dim() - 1))) for t in (keys, items, target))
-    output, result = sort_items(config, keys, items, generator)
+    output, result = sort_items(config, keys, items, generator, C)
     if config.intermediate:
         return intermediate_loss(result, target)
     if config.straight_through:  # the value of the hard sort, the gradient of the sparse mixture
@@ -317,7 +346,7 @@ def train(config: SortingConfig, progress: bool = True, tasks=None, *, checkpoin
             images, numbers, perm = train_task.sample(config.batch_size)
             images, perm = images.to(device), perm.to(device)
             target = images.gather(1, perm.view(*perm.shape, 1, 1, 1).expand_as(images))
-            loss = sorting_loss(config, net(images), images, target, generator)
+            loss = sorting_loss(config, net(images), images, target, generator, C=sharpness(config, it))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
