@@ -25,7 +25,7 @@ import torch
 from torch.nn import functional as F
 
 from ashlib import pretrained
-from ashlib.experiments.sorting import SortingConfig, build_model, make_tasks
+from ashlib.experiments.sorting import SortingConfig, build_model, errors_by_place, make_tasks
 
 PLACES = ("hundreds", "tens", "ones")
 
@@ -41,30 +41,12 @@ def load_network(model: str):
     return net, config
 
 
-def first_difference(a: torch.Tensor, b: torch.Tensor, digits: int) -> torch.Tensor:
-    """Index (0 = most significant) of the first digit where a and b differ; digits where equal."""
-    place = torch.full_like(a, digits)
-    for i in reversed(range(digits)):  # most significant last, so it wins
-        scale = 10 ** (digits - 1 - i)
-        place = torch.where((a // scale) % 10 != (b // scale) % 10, i, place)
-    return place
-
-
 @torch.no_grad()
 def misordered_by_place(net, config, instances: int):
     images, numbers, _ = make_tasks(config)[1]().sample(instances)
     keys = torch.cat([net(images[i:i + 250]) for i in range(0, instances, 250)])
-    order = numbers.argsort(dim=1, stable=True)
-    ordered, by_number = numbers.gather(1, order), keys.gather(1, order)
-    gap = by_number[:, 1:] - by_number[:, :-1]
-    place = first_difference(ordered[:, :-1], ordered[:, 1:], config.digits)
     softness = 1 / config.C if config.method == "quicksort" else config.tau
-    rows = []
-    for p in range(config.digits):
-        mask = place == p
-        rows.append((mask.sum().item(), (gap[mask] < 0).float().mean().item(),
-                     (gap[mask].abs() / softness).median().item()))
-    return rows
+    return [(r["count"], r["wrong"], r["median_gap"]) for r in errors_by_place(keys, numbers, config.digits, softness)]
 
 
 @torch.no_grad()

@@ -237,3 +237,19 @@ def test_standardised_keys_make_the_sort_ignore_the_keys_scale():
     torch.testing.assert_close(z.mean(1), torch.zeros(3), atol=1e-6, rtol=0)
     torch.testing.assert_close(z.square().mean(1), torch.ones(3))
     assert torch.equal(z.argsort(1), keys.argsort(1))
+
+
+def test_errors_by_place_counts_misordered_neighbours_by_their_first_differing_digit():
+    """Hand-worked: sorted, the first instance's neighbours are (105, 107) ones, (107, 130) tens,
+    (130, 130) a tie (left out), (130, 512) hundreds; the second's (700, 701) ones, (701, 799) tens,
+    (799, 800) hundreds, (800, 810) tens. Keys put 107 before 105 and 800 before 799."""
+    from ashlib.experiments.sorting import errors_by_place
+
+    numbers = torch.tensor([[130, 105, 512, 107, 130], [800, 700, 799, 701, 810]])
+    keys = torch.tensor([[3.0, 2.0, 9.0, 1.0, 3.5], [5.0, 1.0, 6.0, 2.0, 8.0]])
+    rows = errors_by_place(keys, numbers, digits=3, softness=0.5)
+    assert [r["count"] for r in rows] == [2, 3, 2]
+    assert [r["wrong"] for r in rows] == pytest.approx([0.5, 0.0, 0.5])
+    # |key gaps| before dividing by 0.5: hundreds 5.5 (130->512) and 1 (799->800), tens 2, 4 and 3, ones 1 and 1;
+    # torch's median of an even count is the lower middle value
+    assert [r["median_gap"] for r in rows] == pytest.approx([2.0, 6.0, 2.0])
