@@ -26,7 +26,6 @@ from dataclasses import replace
 import torch
 from torch.nn import functional as F
 
-from ashlib import pretrained
 from ashlib.experiments.sorting import SortingConfig, build_model, make_tasks, sorting_loss
 
 SETTINGS = {
@@ -74,17 +73,13 @@ def measure(net, batches, generator_seed: int = 0) -> dict:
 
 
 def load_network(model: str, config: SortingConfig):
+    """A fresh key network (seed 0), or a shipped / checkpointed one as sort_error_anatomy.py loads it."""
     if model in ("fresh", "fresh-mlp"):
         torch.manual_seed(0)
         return build_model(replace(config, key_network="mlp" if model == "fresh-mlp" else "conv"))
-    if model in pretrained.names():
-        return pretrained.load(model)
-    state = torch.load(model, weights_only=False, map_location="cpu")  # a run's checkpoint.pt
-    saved = SortingConfig(**{**state["config"], "source": "offline"})
-    net = build_model(saved)
-    net.load_state_dict(state["net"])
-    print(f"({model}: {saved.method}, batch {state['done']})")
-    return net
+    from sort_error_anatomy import load_network as load_trained  # the same folder (scripts/)
+
+    return load_trained(model)[0]
 
 
 def main(argv=None):
