@@ -129,6 +129,9 @@ def _sort_parser(sub):
                    help="quicksort: sort (key - mean) / std of each instance, so the key network cannot undo C "
                         "by rescaling its keys (not the paper's)")
     p.add_argument("--tau", type=float, default=1.0, help="NeuralSort/SoftSort temperature")
+    p.add_argument("--start-from", default=None, metavar="MODEL",
+                   help="start from a trained key network: a shipped model's name (ashlib.pretrained) or a path "
+                        "written by --save-model, e.g. one trained at a smaller n (a curriculum; not the paper's)")
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--eval-instances", type=int, default=None, help="test instances (default 10,000; 1,000 quick)")
     p.add_argument("--source", choices=["auto", "full", "offline"], default="auto", help="MNIST source")
@@ -151,7 +154,7 @@ def _run_sort(args) -> int:
         lr_schedule=args.lr_schedule,
         batch_size=args.batch_size, width=args.width, key_network=args.key_network,
         straight_through=args.straight_through, samples=args.samples, local=args.local, neighbours=args.neighbours, draws=args.draws, C=args.C,
-        C_final=args.C_final, standardise_keys=args.standardise_keys, tau=args.tau,
+        C_final=args.C_final, standardise_keys=args.standardise_keys, tau=args.tau, start_from=args.start_from,
         eval_every=args.eval_every, eval_instances=args.eval_instances, source=args.source, seed=args.seed,
         device=args.device,
     )
@@ -162,7 +165,7 @@ def _run_sort(args) -> int:
           + (f" local={config.local} neighbours={config.neighbours} C={config.C}"
              + (f"->{config.C_final}" if config.C_final is not None else "")
              + (" standardised keys" if config.standardise_keys else "") if config.method == "quicksort" else "")
-          + f" ({mode})")
+          + (f" start_from={config.start_from}" if config.start_from else "") + f" ({mode})")
     from pathlib import Path
 
     checkpoint = Path(args.out) / "checkpoint.pt" if args.out else None

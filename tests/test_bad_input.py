@@ -430,6 +430,8 @@ BAD_SETTINGS = [
     ("SortingConfig", dict(method="neuralsort", C_final=100.0), "C_final"),
     ("SortingConfig", dict(method="neuralsort", standardise_keys=True), "standardise_keys"),
     ("SortingConfig", dict(standardise_keys=1), "standardise_keys"),
+    ("SortingConfig", dict(start_from=3), "start_from"),
+    ("SortingConfig", dict(start_from=""), "start_from"),
     ("SortingConfig", dict(batch_size="64"), "batch_size"),
     ("SortingConfig", dict(batch_size=True), "batch_size"),
     ("SortingConfig", dict(iterations=2.5), "iterations"),

@@ -47,3 +47,14 @@ def test_sort_passes_the_sharpness_options_to_the_run(tmp_path):
                  "--standardise-keys", "--out", str(tmp_path)]) == 0
     config = json.loads((tmp_path / "summary.json").read_text())["config"]
     assert (config["C"], config["C_final"], config["standardise_keys"]) == (5.0, 40.0, True)
+
+
+def test_sort_starts_from_a_shipped_key_network(tmp_path):
+    assert main(["sort", "--n", "8", "--iterations", "1", "--eval-every", "1", "--eval-instances", "50",
+                 "--width", "0.25", "--batch-size", "4", "--source", "offline", "--lr", "1e-12",
+                 "--start-from", "sort-quicksort-n4", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["config"]["start_from"] == "sort-quicksort-n4"
+    assert summary["final_error"] < 0.8  # a fresh network gets nearly every n = 8 instance wrong
+    assert main(["sort", "--n", "8", "--iterations", "1", "--width", "0.5", "--source", "offline",
+                 "--start-from", "sort-quicksort-n4"]) == 2

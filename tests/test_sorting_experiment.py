@@ -253,3 +253,39 @@ def test_errors_by_place_counts_misordered_neighbours_by_their_first_differing_d
     # |key gaps| before dividing by 0.5: hundreds 5.5 (130->512) and 1 (799->800), tens 2, 4 and 3, ones 1 and 1;
     # torch's median of an even count is the lower middle value
     assert [r["median_gap"] for r in rows] == pytest.approx([2.0, 6.0, 2.0])
+
+
+def test_start_from_continues_a_saved_key_network_at_another_n(tmp_path):
+    from ashlib import pretrained
+
+    tasks4 = (GreyDigits(4, seed=0), lambda: GreyDigits(4, seed=99))
+    first = SortingConfig(n=4, method="neuralsort", iterations=80, eval_every=80, eval_instances=200, width=0.25,
+                          key_network="mlp", lr=2e-3, batch_size=16)
+    trained = train(first, progress=False, tasks=tasks4)
+    pretrained.save(trained.net, tmp_path / "n4", "sorting", first, {"final_error": trained.eval_error[-1]}, "test")
+    source = pretrained.load_file(tmp_path / "n4")  # the saved weights (float16 on disk)
+    # continue at n = 8 with a rate too small to change anything: the started network is the saved one
+    second = replace(first, n=8, method="quicksort", iterations=1, lr=1e-12, start_from=str(tmp_path / "n4"))
+    started = train(second, progress=False, tasks=(GreyDigits(8, seed=1), lambda: GreyDigits(8, seed=98)))
+    images, numbers, _ = GreyDigits(8, seed=5).sample(200)
+    with torch.no_grad():
+        assert torch.allclose(started.net.eval()(images), source(images), atol=1e-6)
+        source_error = order_errors(source(images), numbers)[0]
+    fresh = train(replace(second, start_from=None), progress=False,
+                  tasks=(GreyDigits(8, seed=1), lambda: GreyDigits(8, seed=98)))
+    with torch.no_grad():
+        fresh_error = order_errors(fresh.net.eval()(images), numbers)[0]
+    assert source_error < 0.7 < 0.95 < fresh_error  # chance at n = 8: 1 - 1/8! ~ 1.0
+
+
+def test_start_from_refuses_another_architecture(tmp_path):
+    from ashlib import pretrained
+
+    config = SortingConfig(n=4, key_network="mlp", width=0.25, iterations=1)
+    pretrained.save(KeyNetwork(3, 0.25, "mlp"), tmp_path / "m", "sorting", config, {}, "test")
+    with pytest.raises(ValueError, match="width"):
+        train(replace(config, width=0.5, start_from=str(tmp_path / "m")), progress=False,
+              tasks=(GreyDigits(4), lambda: GreyDigits(4, seed=9)))
+    with pytest.raises(ValueError, match="no pretrained model"):
+        train(replace(config, start_from=str(tmp_path / "absent")), progress=False,
+              tasks=(GreyDigits(4), lambda: GreyDigits(4, seed=9)))

@@ -53,6 +53,7 @@ class SortingConfig:
     C_final: float | None = None  # quicksort: C rises geometrically from C to C_final over the run (not the paper's)
     standardise_keys: bool = False  # quicksort: sort (key - mean) / std per instance, so C is in units of the spread
     tau: float = 1.0  # NeuralSort / SoftSort temperature
+    start_from: str | None = None  # a trained key network to start from: a shipped name or a --save-model path
     width: float = 1.0  # key network channels relative to table 3 (1.0 = the paper's)
     key_network: str = "conv"  # "conv" (table 3) or "mlp" (a per-digit MLP: fast, for factor studies and labs)
     straight_through: bool = False  # quicksort: forward the hard sort, backpropagate through the sparse mixture
@@ -109,6 +110,9 @@ class SortingConfig:
             raise ValueError(f"standardise_keys must be True or False, got {self.standardise_keys!r}")
         if (self.C_final is not None or self.standardise_keys) and self.method != "quicksort":
             raise ValueError("C_final and standardise_keys exist only for method='quicksort'")
+        if self.start_from is not None and (not isinstance(self.start_from, str) or not self.start_from):
+            raise ValueError(f"start_from must be None or a shipped model's name or a saved model's path, "
+                             f"got {self.start_from!r}")
         if self.draws > 1 and self.method != "quicksort":
             raise ValueError("draws > 1 averages quicksort's random half-permutations; the dense methods have none")
 
@@ -195,6 +199,26 @@ def sort_items(config: SortingConfig, keys: torch.Tensor, items: torch.Tensor, g
 def build_model(config: SortingConfig) -> KeyNetwork:
     """The config's key network (table 3 at ``width``), initialised from the current seed."""
     return KeyNetwork(config.digits, config.width, config.key_network)
+
+
+def start_weights(net: KeyNetwork, config: SortingConfig) -> KeyNetwork:
+    """Copy the weights of ``config.start_from`` (a shipped model's name or a path written by
+    ``--save-model``) into ``net``: a curriculum, e.g. a key network trained at n = 4 continues at
+    n = 8 (the key network does not depend on n). The two must have the same architecture."""
+    from .. import pretrained
+
+    name = config.start_from
+    source = pretrained.load(name) if name in pretrained.names() else pretrained.load_file(name)
+    theirs = getattr(source, "config", None)
+    if not isinstance(theirs, SortingConfig):
+        raise ValueError(f"start_from={name!r} is not a sorting key network")
+    mismatch = [f"{k} {getattr(theirs, k)!r} != {getattr(config, k)!r}" for k in ("digits", "width", "key_network")
+                if getattr(theirs, k) != getattr(config, k)]
+    if mismatch:
+        raise ValueError(f"start_from={name!r} has another architecture ({'; '.join(mismatch)}); "
+                         "set the same digits, width and key network")
+    net.load_state_dict(source.state_dict())
+    return net
 
 
 def sorting_loss(config: SortingConfig, keys, items, target, generator=None, C: float | None = None) -> torch.Tensor:
@@ -345,7 +369,10 @@ def train(config: SortingConfig, progress: bool = True, tasks=None, *, checkpoin
     seed_everything(config.seed)
     device = torch.device(config.device)
     train_task, make_test_task = tasks if tasks is not None else make_tasks(config)
-    net = build_model(config).to(device)
+    net = build_model(config)
+    if config.start_from is not None and not resume:
+        start_weights(net, config)
+    net = net.to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     result = SortingResult(config=config, net=net, data_source=getattr(train_task, "source", ""))
