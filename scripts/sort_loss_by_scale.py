@@ -24,41 +24,10 @@ Two questions it answers:
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
-
 import torch
 
-from ashlib.experiments.sorting import make_tasks, order_errors, sorting_loss
+from ashlib.experiments.sorting import SCALES, losses_by_scale
 from sort_error_anatomy import load_network
-
-SCALES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-PAPER_LOSSES = {  # the two objectives, each at its paper / default setting
-    "quicksort": dict(method="quicksort", intermediate=False, samples=None, local=0, neighbours=False, draws=1,
-                      straight_through=False, C=10.0, C_final=None, standardise_keys=False),
-    "neuralsort": dict(method="neuralsort", intermediate=False, samples=None, local=0, neighbours=False, draws=1,
-                       straight_through=False, tau=1.0, C_final=None, standardise_keys=False),
-}
-
-
-@torch.no_grad()
-def losses_by_scale(net, config, instances: int, split: str = "test", seed: int = 0, scales=SCALES):
-    """({loss name: [loss of s * keys for s in scales]}, the keys' instance error, their mean spread)
-    on fixed instances of ``split`` ("train": the digits the network was fitted to, "test": unseen ones)."""
-    torch.manual_seed(seed)
-    train_task, make_test_task = make_tasks(replace(config, seed=seed))
-    task = train_task if split == "train" else make_test_task()
-    images, numbers, perm = task.sample(instances)
-    target = images.gather(1, perm.view(*perm.shape, 1, 1, 1).expand_as(images))
-    keys = torch.cat([net(images[i:i + 250]) for i in range(0, instances, 250)])
-    table = {}
-    for name, settings in PAPER_LOSSES.items():
-        loss_config = replace(config, **settings)
-        row = []
-        for s in scales:
-            generator = torch.Generator().manual_seed(seed)  # the same half-permutations for every scale and model
-            row.append(sorting_loss(loss_config, keys * s, images, target, generator=generator).item())
-        table[name] = row
-    return table, order_errors(keys, numbers)[0], keys.std(dim=1).mean().item()
 
 
 def main(argv=None) -> None:

@@ -289,3 +289,25 @@ def test_start_from_refuses_another_architecture(tmp_path):
     with pytest.raises(ValueError, match="no pretrained model"):
         train(replace(config, start_from=str(tmp_path / "absent")), progress=False,
               tasks=(GreyDigits(4), lambda: GreyDigits(4, seed=9)))
+
+
+def test_losses_by_scale_is_equivariant_in_the_scale_of_the_keys():
+    """Doubling a network's keys and halving the scales must give the same table: the same instances
+    and the same half-permutations for every scale (a fresh generator per scale)."""
+    from ashlib.experiments.sorting import build_model, losses_by_scale
+
+    config = SortingConfig(n=4, source="offline", width=0.25)
+    torch.manual_seed(0)
+    net = build_model(config).eval()
+
+    class Doubled(torch.nn.Module):
+        def forward(self, x):
+            return 2 * net(x)
+
+    table, error, spread = losses_by_scale(net, config, 24, split="train", scales=(1.0, 2.0, 4.0))
+    doubled, error2, spread2 = losses_by_scale(Doubled().eval(), config, 24, split="train", scales=(0.5, 1.0, 2.0))
+    for name in ("quicksort", "neuralsort"):
+        assert doubled[name] == pytest.approx(table[name], rel=1e-4, abs=1e-6)
+    assert error2 == error and spread2 == pytest.approx(2 * spread, rel=1e-5)
+    with pytest.raises(ValueError, match="split"):
+        losses_by_scale(net, config, 24, split="valid")
