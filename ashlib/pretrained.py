@@ -1,35 +1,36 @@
 """Trained models that ship with ashlib, so the notebooks can show a method *working* in seconds.
 
-Each model is two files in the repository's ``data/pretrained/`` folder (installed as
-``ashlib.resources``, so a wheel carries them): ``NAME.pt`` (the
-state dict, float tensors stored as float16 to keep the wheel small) and ``NAME.json`` (the
-experiment, its config, a summary with the recorded test error, the data it was trained on,
-the training time and the command that regenerates it, and the SHA-256 of ``NAME.pt``).
+Each model is three files in the repository's ``data/pretrained/`` folder (installed as
+``ashlib.resources``, so a wheel carries them): ``NAME.pt`` (the state dict, float tensors
+stored as float16 to keep the wheel small), ``NAME.json`` (the experiment, its config, a
+summary with the recorded test error, the data it was trained on, the training time, the
+command that regenerates it, and the SHA-256 of ``NAME.pt``) and ``NAME.curves.csv`` (its
+evaluations during training). The files are read and written by :mod:`ashlib.model_files`;
+this module builds the models through the experiments.
 
     >>> import ashlib.pretrained as pretrained
     >>> pretrained.names()                        # doctest: +SKIP
     ['attention-convnet', 'attention-sparse', ...]
     >>> model = pretrained.load("attention-sparse")   # eval mode; model.config, model.summary
 
-``python -m ashlib attention|sort ... --save-model PATH`` writes the same format (``PATH.pt`` and
-``PATH.json``); a file saved so can be loaded with :func:`load_file`.
+``python -m ashlib identity|attention|sort ... --save-model PATH`` writes the same format; a file
+saved so can be loaded with :func:`load_file`. A record is also a recipe:
+``python -m ashlib sort --recipe sort-quicksort-n4`` retrains that model (see :func:`recipe`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from . import model_files
 from .config import check_device
 
-__all__ = ["names", "load", "load_file", "save", "folder"]
+__all__ = ["names", "load", "load_file", "save", "folder", "curves", "record", "recipe", "EXPERIMENTS"]
 
-FORMAT = 1
+FORMAT = model_files.FORMAT
+EXPERIMENTS = ("identity", "attention", "sorting")
 
 
 def folder() -> Path:
@@ -44,80 +45,78 @@ def names() -> list[str]:
     return sorted(p.stem for p in folder().glob("*.json"))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _experiment(kind: str):
+def experiment(kind: str):
+    """The module of experiment ``kind`` ("identity", "attention" or "sorting")."""
     if kind == "attention":
         from .experiments import attention as module
-        return module, module.AttentionConfig
-    if kind == "sorting":
+    elif kind == "sorting":
         from .experiments import sorting as module
-        return module, module.SortingConfig
-    raise ValueError(f"unknown experiment {kind!r} in a pretrained model's JSON (expected 'attention' or 'sorting')")
+    elif kind == "identity":
+        from .experiments import identity as module
+    else:
+        raise ValueError(f"unknown experiment {kind!r} in a model's JSON (expected one of {', '.join(EXPERIMENTS)})")
+    return module
 
 
-def save(model: torch.nn.Module, path, experiment: str, config, summary: dict, command: str) -> list[Path]:
-    """Write ``path.pt`` (state dict, floats as float16) and ``path.json``; return both paths.
+def _config_class(module):
+    return {"attention": "AttentionConfig", "sorting": "SortingConfig", "identity": "IdentityConfig"}[
+        module.__name__.rsplit(".", 1)[1]]
 
-    ``experiment`` is ``"attention"`` or ``"sorting"``; ``config`` that experiment's config
-    dataclass (the model is rebuilt from it on load); ``summary`` a JSON-able dict with at least
-    ``final_test_error`` or ``final_error``; ``command`` the command line that trained it.
+
+def make_config(kind: str, fields: dict, where: str):
+    """The experiment's config from saved ``fields``: settings that left the library are dropped
+    where they sit at their old default (refused otherwise); an unknown one is refused."""
+    module = experiment(kind)
+    config_class = getattr(module, _config_class(module))
+    fields = module.upgrade_config(dict(fields), where) if hasattr(module, "upgrade_config") else dict(fields)
+    try:
+        return config_class(**fields)
+    except TypeError as error:  # a setting this version of ashlib does not know
+        raise ValueError(f"{where}: its config does not fit this version of ashlib ({error})") from None
+
+
+def save(model: torch.nn.Module, path, experiment_name: str, config, summary: dict, command: str,
+         evaluations: list[dict] | None = None) -> list[Path]:
+    """Write ``path.pt`` (state dict, floats as float16), ``path.json`` and, given the run's
+    ``evaluations``, ``path.curves.csv``; return the paths.
+
+    ``experiment_name`` is ``"identity"``, ``"attention"`` or ``"sorting"``; ``config`` that
+    experiment's config dataclass (the model is rebuilt from it on load); ``summary`` a JSON-able
+    dict; ``command`` the command line that trained it.
     """
-    _experiment(experiment)
-    path = Path(path)
-    if path.suffix in (".pt", ".json"):
-        path = path.with_suffix("")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
-             for k, v in model.state_dict().items()}
-    weights, meta = path.with_name(path.name + ".pt"), path.with_name(path.name + ".json")
-    tmp = weights.with_name(weights.name + ".part")
-    torch.save(state, tmp)
-    os.replace(tmp, weights)
-    record = {"format": FORMAT, "name": path.name, "experiment": experiment, "config": asdict(config),
-              "summary": summary, "command": command, "sha256": _sha256(weights),
-              "bytes": weights.stat().st_size}
-    meta.write_text(json.dumps(record, indent=2) + "\n")
-    return [weights, meta]
+    from dataclasses import asdict
+
+    experiment(experiment_name)
+    curve = None
+    if evaluations is not None:
+        columns = ["step"]
+        for e in evaluations:
+            columns += [k for k in e if k not in columns]
+        curve = (columns, [[e.get(c, "") for c in columns] for e in evaluations])
+    record = {"experiment": experiment_name, "config": asdict(config), "summary": summary, "command": command}
+    return model_files.write(path, model, record, curve)
 
 
 def load_file(path, device: str = "cpu") -> torch.nn.Module:
     """Load a model written by :func:`save` (``path`` with or without ``.json``/``.pt``); checks its SHA-256."""
-    path = Path(path)
-    if path.suffix in (".pt", ".json"):
-        path = path.with_suffix("")
-    meta, weights = path.with_name(path.name + ".json"), path.with_name(path.name + ".pt")
+    base = model_files.stem(path)
+    weights, meta, _ = model_files.paths(base)
     if not meta.is_file() or not weights.is_file():
-        raise ValueError(f"no pretrained model at {path} (need {meta.name} and {weights.name})")
+        raise ValueError(f"no pretrained model at {base} (need {meta.name} and {weights.name})")
     check_device(device)  # before anything is loaded: a bogus name or a missing GPU says so
-    try:
-        record = json.loads(meta.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{meta} is not valid JSON ({error}): the file is damaged; restore it or save the model "
-                         "again") from None
-    missing = [key for key in ("experiment", "config", "sha256") if key not in record] if isinstance(record, dict) \
-        else ["a JSON object"]
-    if missing:
-        raise ValueError(f"{meta} lacks {', '.join(missing)}: it was not written by ashlib.pretrained.save()")
-    digest = _sha256(weights)
-    if digest != record.get("sha256"):
-        raise ValueError(f"{weights} does not match its recorded SHA-256 (got {digest[:12]}..., recorded "
-                         f"{str(record.get('sha256'))[:12]}...): the file is damaged or was replaced")
-    module, config_class = _experiment(record["experiment"])
-    try:
-        config = config_class(**record["config"])
-    except TypeError as error:  # a setting this version of ashlib does not know
-        raise ValueError(f"{meta}: its config does not fit this version of ashlib ({error})") from None
-    model = module.build_model(config)
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    record, state = model_files.read(base)
+    config = make_config(record["experiment"], record["config"], str(meta))
+    model = experiment(record["experiment"]).build_model(config)
     reference = model.state_dict()
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"{weights} does not fit the model its record describes "
+                         f"({str(error).splitlines()[0]})") from None
     model = model.to(device).eval()
     model.config = config
-    model.summary = record["summary"]
+    model.summary = record.get("summary", {})
     model.summary.setdefault("command", record.get("command"))
     return model
 
@@ -128,7 +127,58 @@ def load(name: str, device: str = "cpu") -> torch.nn.Module:
     ``.summary`` holds the recorded test error, the data source, the training time and the
     command that regenerates the model. The weights are checked against their SHA-256.
     """
+    _check_name(name)
+    return load_file(folder() / name, device=device)
+
+
+def _check_name(name: str) -> None:
     available = names()
     if name not in available:
         raise ValueError(f"no pretrained model {name!r}; available: {', '.join(available) or 'none'}")
-    return load_file(folder() / name, device=device)
+
+
+def curves(name: str) -> dict[str, list[float]]:
+    """The training curve of shipped model ``name``: ``{column: values}``, one value per evaluation
+    (``step`` first, then the experiment's metrics)."""
+    _check_name(name)
+    return model_files.read_curves(model_files.paths(folder() / name)[2])
+
+
+def record(name_or_path) -> dict:
+    """The JSON record of a shipped model (by name) or of a file (``NAME.json``)."""
+    if str(name_or_path) in names():
+        return model_files.read_record(folder() / str(name_or_path))
+    return model_files.read_record(name_or_path)
+
+
+def recipe(source, kind: str | None = None, overrides: dict | None = None):
+    """The config that retrains a model: ``source`` is a shipped model's name, a record written by
+    ``--save-model`` (``PATH.json``) or a plain JSON object of config fields; ``overrides`` replace
+    recorded settings. ``kind`` (the experiment) is needed for a plain JSON of fields and checked
+    against a record's."""
+    import json
+
+    source = str(source)
+    if source in names():
+        data, where = model_files.read_record(folder() / source), f"recipe {source}"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(f"no recipe {source!r}: not a shipped model ({', '.join(names())}) and no such file")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"recipe {path} is not valid JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"recipe {path} must be a JSON object (a model record or config fields)")
+        where = f"recipe {path}"
+    if "config" in data and isinstance(data["config"], dict):
+        recorded = data.get("experiment")
+        if kind is not None and recorded is not None and recorded != kind:
+            raise ValueError(f"{where} is a recipe for the {recorded} experiment, not {kind}")
+        kind, fields = kind or recorded, data["config"]
+    else:
+        fields = data
+    if kind is None:
+        raise ValueError(f"{where}: say which experiment it is for")
+    return make_config(kind, {**fields, **(overrides or {})}, where)

@@ -20,27 +20,27 @@ The recipe here differs from the paper's text where that is what makes the glimp
 
 from __future__ import annotations
 
-import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from ..attention import _check_box_param, raw_start_box
 from ..data import MAX_DISTRACTORS
 from ..attention import (CENTRE_BOX, HEADS, INITS, ConvNetBaseline, GlimpseClassifier, GlimpseSaturationWarning,
                          SpatialTransformerClassifier, box_spread, check_collapse)
-from ..config import progress_interval, quick_mode, seed_everything, show_progress
-from .checks import check_device_name, check_int, check_positive, check_seed, check_source
+from ..config import quick_mode, seed_everything
+from .checks import check_device_name, check_int, check_positive, check_seed, check_source, drop_removed
+from .loop import Plan, Result, run
 from .schedule import check_schedule, lr_factor
 
 MODELS = ("sparse", "stn", "convnet")
 INIT_BOXES = {"centre": CENTRE_BOX, "canvas": (0.05, 0.05, 0.95, 0.95)}
 SOURCE_LR_RATIO = {"sparse": 0.1, "stn": 0.03, "convnet": 1.0}
 """Default source_lr / lr: the bilinear glimpse collapses at 1e-4 with a head at 1e-3, the sparse one holds."""
+REMOVED_FIELDS: dict = {}  # none yet; see ashlib.experiments.sorting.REMOVED_FIELDS
 NEAR_PIXELS = 4.0
 """A box 'finds' the digit when its centre lies within this many pixels of the digit's centre."""
 
@@ -219,7 +219,7 @@ def _eval_generator(seed: int) -> torch.Generator:
 @torch.no_grad()
 def classification_error(model, images, labels, batch_size: int = 500, device="cpu", seed: int = 0) -> float:
     """Fraction of ``images`` the model misclassifies (eval mode; a sparse glimpse samples with ``seed``)."""
-    return evaluate(model, images, labels, batch_size=batch_size, device=device, seed=seed)["test_error"]
+    return scores(model, images, labels, batch_size=batch_size, device=device, seed=seed)["test_error"]
 
 
 def centre_distances(corners: torch.Tensor, digit_centres: torch.Tensor) -> torch.Tensor:
@@ -233,33 +233,44 @@ def centre_distances(corners: torch.Tensor, digit_centres: torch.Tensor) -> torc
     return (centre - digit_centres.double()).norm(dim=-1)
 
 
-@torch.no_grad()
-def evaluate(model, images, labels, digit_centres=None, batch_size: int = 500, device="cpu", seed: int = 0) -> dict:
-    """Test error and, for glimpse models, where the boxes are.
+def evaluate(model, config: AttentionConfig, test: AttentionData | None = None, *, device=None,
+             batch_size: int = 500) -> dict:
+    """Test error and, for glimpse models, where the boxes are, on ``test`` (an
+    :class:`AttentionData`; default: :func:`load_data` of ``config``). A sparse glimpse draws its
+    samples from a generator seeded with ``config.seed``, so the numbers repeat exactly.
 
     Returns ``test_error``; for models with boxes also ``near_digit`` (fraction of first boxes
-    whose centre is within :data:`NEAR_PIXELS` of the digit centre, when ``digit_centres`` is
-    given), ``centre_distance`` (mean, pixels), ``box_size`` (mean side, pixels), ``box_spread``
-    (:func:`ashlib.attention.box_spread`), ``collapsed`` (:func:`ashlib.attention.check_collapse`)
-    and ``saturation``. A sparse glimpse draws its samples from a generator seeded with ``seed``,
-    so the numbers repeat exactly.
+    whose centre is within :data:`NEAR_PIXELS` of the digit centre), ``centre_distance`` (mean,
+    pixels), ``box_size`` (mean side, pixels), ``box_spread`` (:func:`ashlib.attention.box_spread`),
+    ``collapsed`` (:func:`ashlib.attention.check_collapse`) and ``saturation``.
     """
+    test = test if test is not None else load_data(config)
+    device = device if device is not None else next(model.parameters()).device
+    return scores(model, test.test_images, test.test_labels, test.test_digit_centres, batch_size=batch_size,
+                  device=device, seed=config.seed)
+
+
+@torch.no_grad()
+def scores(model, images, labels, digit_centres=None, batch_size: int = 500, device="cpu", seed: int = 0) -> dict:
+    """:func:`evaluate` on any images and labels (``digit_centres`` (b, 2) pixels, for ``near_digit``)."""
     was = model.training
     model.eval()
     generator = _eval_generator(seed)
     wrong, corners = 0, []
     has_boxes = hasattr(model, "glimpse")
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(device)
-        if has_boxes:
-            box, glimpses = model.glimpse(x, generator=generator) if isinstance(model, GlimpseClassifier) \
-                else model.glimpse(x)
-            logits = model.mlp(glimpses)
-            corners.append(box.cpu())
-        else:
-            logits = model(x)
-        wrong += (logits.argmax(1).cpu() != labels[i:i + batch_size]).sum().item()
-    model.train(was)
+    try:
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(device)
+            if has_boxes:
+                box, glimpses = model.glimpse(x, generator=generator) if isinstance(model, GlimpseClassifier) \
+                    else model.glimpse(x)
+                logits = model.mlp(glimpses)
+                corners.append(box.cpu())
+            else:
+                logits = model(x)
+            wrong += (logits.argmax(1).cpu() != labels[i:i + batch_size]).sum().item()
+    finally:
+        model.train(was)
     out = {"test_error": wrong / len(images)}
     if has_boxes:
         c = torch.cat(corners).double()
@@ -275,15 +286,10 @@ def evaluate(model, images, labels, digit_centres=None, batch_size: int = 500, d
 
 
 @dataclass
-class AttentionResult:
-    config: AttentionConfig
-    losses: list[float] = field(default_factory=list)  # per batch
-    evaluations: list[dict] = field(default_factory=list)  # per evaluation: step, test_error, box metrics
-    data_source: str = ""
-    seconds: float = 0.0  # training only
-    eval_seconds: float = 0.0
-    stopped_early: str = ""  # why the run ended before its last batch (interrupt), else ""
-    model: torch.nn.Module | None = None
+class AttentionResult(Result):
+    """What a run produced (see :class:`ashlib.experiments.loop.Result`); evaluations hold ``step``,
+    ``test_error`` and, for glimpse models, the box metrics of :func:`evaluate`."""
+
     test_images: torch.Tensor | None = None
     test_labels: torch.Tensor | None = None
 
@@ -299,16 +305,20 @@ class AttentionResult:
     @property
     def collapse(self) -> str:
         """'' if the boxes are healthy at the last evaluation, else what happened and what to do."""
-        if not self.evaluations or "collapsed" not in self.evaluations[-1]:
-            return ""
-        last = self.evaluations[-1]
-        if last["collapsed"] >= 0.5:
-            return (f"{last['collapsed']:.0%} of test boxes are narrower than a pixel: the glimpses read a single "
-                    "point. Lower source_lr (e.g. 3x lower) or add warm-up, and re-run.")
-        if last["saturation"] >= 1.0:
-            return ("every raw box parameter is saturated (the paper's 1-glimpse failure): the boxes get no "
-                    "gradient. Re-run with another seed or a lower source_lr.")
+        return collapse_message(self.evaluations[-1]) if self.evaluations else ""
+
+
+def collapse_message(metrics: dict) -> str:
+    """'' if the boxes of one evaluation are healthy, else what happened and what to do."""
+    if "collapsed" not in metrics:
         return ""
+    if metrics["collapsed"] >= 0.5:
+        return (f"{metrics['collapsed']:.0%} of test boxes are narrower than a pixel: the glimpses read a single "
+                "point. Lower source_lr (e.g. 3x lower) or add warm-up, and re-run.")
+    if metrics["saturation"] >= 1.0:
+        return ("every raw box parameter is saturated (the paper's 1-glimpse failure): the boxes get no "
+                "gradient. Re-run with another seed or a lower source_lr.")
+    return ""
 
 
 def _optimiser(model, config: AttentionConfig) -> torch.optim.Optimizer:
@@ -341,102 +351,59 @@ def training_loss(model, config: AttentionConfig, images: torch.Tensor, labels: 
     return F.cross_entropy(logits, labels) + config.aux_mlp_weight * F.cross_entropy(aux, labels)
 
 
-def _same_settings(saved: dict, config: AttentionConfig) -> bool:
-    """A checkpoint's config matches, counting settings added since it was written as their defaults."""
-    defaults = {f.name: f.default for f in fields(AttentionConfig)}
-    current = asdict(config)
-    return all(saved.get(k, defaults[k]) == v for k, v in current.items()) and set(saved) <= set(current)
+def attention_loss(state, batch) -> torch.Tensor:
+    """The training loss of one batch (``batch`` = images, labels): :func:`training_loss`."""
+    images, labels = batch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GlimpseSaturationWarning)  # recorded per evaluation instead
+        return training_loss(state.model, state.config, images, labels)
 
 
-def _checkpoint(path: Path, model, optimiser, result: AttentionResult, step: int) -> None:
-    state = {"step": step, "config": asdict(result.config), "model": model.state_dict(),
-             "optimiser": optimiser.state_dict(), "rng": torch.get_rng_state(), "losses": result.losses,
-             "evaluations": result.evaluations, "seconds": result.seconds, "eval_seconds": result.eval_seconds}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    torch.save(state, tmp)
-    tmp.replace(path)
+def upgrade_config(saved: dict, where: str = "the checkpoint") -> dict:
+    """A saved config (record, recipe or checkpoint) without settings AttentionConfig no longer has."""
+    return drop_removed(saved, REMOVED_FIELDS, where)
 
 
-def train(config: AttentionConfig, progress: bool = True, data: AttentionData | None = None, *,
-          checkpoint: str | Path | None = None, checkpoint_every: int = 0, resume: bool = False) -> AttentionResult:
+def train(config: AttentionConfig, *, progress: bool = True, out=None, resume: bool = False, overwrite: bool = False,
+          checkpoint_every: int = 500, callbacks=(), model=None, loss=None, data: AttentionData | None = None
+          ) -> AttentionResult:
     """Train the config's model; score the test set every ``eval_every`` batches (default: per epoch).
 
-    With ``checkpoint`` (a file path) the state is written there every ``checkpoint_every``
-    batches, at the end, and on Ctrl-C (the run then returns what it has, with
-    ``stopped_early`` set); ``resume=True`` continues from that file, exactly as if never
-    stopped (same batches, same samples).
+    The loop (:mod:`ashlib.experiments.loop`) gives ``out`` (a folder for ``checkpoint.pt``),
+    ``resume``, ``overwrite``, ``checkpoint_every`` and ``callbacks``; ``model`` replaces the
+    config's model, ``loss(state, batch)`` the loss (``batch`` = images, labels); ``data``: the
+    run's :class:`AttentionData` (default :func:`load_data`).
     """
-    check_int("checkpoint_every", checkpoint_every, 0)  # 0: only at the end and on Ctrl-C
     seed_everything(config.seed)
     device = torch.device(config.device)
     data = data if data is not None else load_data(config)
-    model = build_model(config).to(device)
+    net = (model if model is not None else build_model(config)).to(device)
     # standardise with a fixed sample of training canvases (drawn from its own seed)
     sample_images, _ = data.train.batch(torch.arange(min(1024, len(data.train))))
-    model.set_input_statistics(sample_images)
-    model = model.to(device)
-    optimiser = _optimiser(model, config)
-    result = AttentionResult(config=config, model=model, data_source=data.source, test_images=data.test_images,
+    net.set_input_statistics(sample_images)
+    net = net.to(device)
+    optimiser = _optimiser(net, config)
+    result = AttentionResult(config=config, model=net, data_source=data.source, test_images=data.test_images,
                              test_labels=data.test_labels)
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    start_step = 0
-    if resume:
-        if checkpoint is None or not checkpoint.is_file():
-            raise ValueError(f"resume needs an existing checkpoint file, got {checkpoint}")
-        state = torch.load(checkpoint, weights_only=False)
-        if not _same_settings(state["config"], config):
-            raise ValueError(f"{checkpoint} was written by a run with other settings; resume with the same ones")
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        torch.set_rng_state(state["rng"])
-        result.losses, result.evaluations = list(state["losses"]), list(state["evaluations"])
-        result.seconds, result.eval_seconds = state["seconds"], state["eval_seconds"]
-        start_step = state["step"]
-    eval_every = config.eval_every or config.steps_per_epoch
-    bar = tqdm(total=config.steps, initial=start_step, desc=f"attention {config.model}", disable=not show_progress(progress),
-               mininterval=progress_interval(2.0))
-    step = start_step
-    tick = time.perf_counter()
-    try:
-        for step in range(start_step, config.steps):
-            x, y = data.train_batch(config, step)
-            _set_lrs(optimiser, config, step)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", GlimpseSaturationWarning)  # recorded per evaluation instead
-                loss = training_loss(model, config, x.to(device), y.to(device))
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            result.losses.append(loss.item())
-            bar.update()
-            done = step + 1
-            if done % eval_every == 0 or done == config.steps:
-                result.seconds += time.perf_counter() - tick
-                tick = time.perf_counter()
-                scores = evaluate(model, data.test_images, data.test_labels, data.test_digit_centres,
-                                  device=device, seed=config.seed)
-                result.evaluations.append({"step": done, **scores})
-                result.eval_seconds += time.perf_counter() - tick
-                bar.set_postfix(test_error=f"{scores['test_error']:.3f}",
-                                **({"near": f"{scores['near_digit']:.2f}"} if "near_digit" in scores else {}))
-                if result.collapse:
-                    warnings.warn(result.collapse, GlimpseSaturationWarning, stacklevel=2)
-                tick = time.perf_counter()
-            if checkpoint is not None and checkpoint_every and done % checkpoint_every == 0:
-                result.seconds += time.perf_counter() - tick
-                _checkpoint(checkpoint, model, optimiser, result, done)
-                tick = time.perf_counter()
-        step = config.steps
-    except KeyboardInterrupt:
-        result.stopped_early = f"interrupted after {len(result.losses)} of {config.steps} batches"
-        step = len(result.losses)
-    finally:
-        bar.close()
-    result.seconds += time.perf_counter() - tick
-    if checkpoint is not None:
-        _checkpoint(checkpoint, model, optimiser, result, step)
-    return result
+
+    def draw(step: int):
+        x, y = data.train_batch(config, step)
+        return x.to(device), y.to(device)
+
+    def evaluate_now(state) -> dict:
+        metrics = evaluate(net, config, data, device=device)
+        if collapse_message(metrics):
+            warnings.warn(collapse_message(metrics), GlimpseSaturationWarning, stacklevel=2)
+        return metrics
+
+    plan = Plan(model=net, optimiser=optimiser, steps=config.steps, eval_every=config.eval_every or config.steps_per_epoch,
+                draw=draw, loss=attention_loss, evaluate=evaluate_now, set_lr=lambda step: _set_lrs(optimiser, config, step),
+                desc=f"attention {config.model}", interval=2.0,
+                postfix=lambda m: {"test_error": f"{m['test_error']:.3f}",
+                                   **({"near": f"{m['near_digit']:.2f}"} if "near_digit" in m else {})})
+    return run(config, plan, result, progress=progress, out=out, resume=resume, overwrite=overwrite,
+               checkpoint_every=checkpoint_every, callbacks=callbacks, loss=loss, upgrade=upgrade_config,
+               device=device)
 
 
 def summary(result: AttentionResult) -> dict:

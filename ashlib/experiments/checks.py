@@ -49,3 +49,17 @@ def check_source(source) -> str:
     if source not in SOURCES:
         raise ValueError(f"source (of the MNIST digits) must be one of {SOURCES}, got {source!r}")
     return source
+
+
+def drop_removed(saved: dict, removed: dict, where: str = "the saved config") -> dict:
+    """``saved`` without the settings an experiment no longer has (``removed``: name -> the value
+    that meant "off"). One at that value is dropped (it changed nothing); another is refused,
+    since this version cannot reproduce that run."""
+    out = dict(saved)
+    for name, off in removed.items():
+        if name in out:
+            value = out.pop(name)
+            if value != off:
+                raise ValueError(f"{where} sets {name}={value!r}, a setting this version of ashlib no longer has "
+                                 f"(it moved to the studies: see studies/README.md)")
+    return out

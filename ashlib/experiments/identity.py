@@ -11,8 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -24,6 +23,7 @@ from ..layers import SparseLayer
 from ..reinforce import BASELINES, ReinforceLayer
 from ..sampling import sample
 from .checks import check_device_name, check_int, check_positive, check_seed
+from .loop import Plan, Result, run
 
 # (a_local, a_global) from appendix A.1, and the paper's training budgets (Figure 2 caption).
 PAPER_SAMPLES = {8: (1, 2), 16: (2, 2), 32: (2, 8), 64: (2, 10)}
@@ -112,19 +112,40 @@ class IdentityConfig:
         return self.n if self.chunk_size is None else self.chunk_size
 
 
-@dataclass
-class IdentityResult:
-    """What a run produced: curves, snapshots of the Gaussians, and when it converged."""
+CONVERGED_MSE, CONVERGED_DIAGONAL = 0.01, 0.95  # an evaluation counts as converged below / at or above these
 
-    config: IdentityConfig
-    losses: list[float] = field(default_factory=list)  # training MSE per batch
-    eval_iterations: list[int] = field(default_factory=list)
-    eval_mse: list[float] = field(default_factory=list)
-    eval_diagonal: list[float] = field(default_factory=list)
-    snapshots: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (it, means, sigmas)
-    converged_at: int | None = None  # first evaluation with MSE < 0.01 and >= 95 % of the diagonal
-    seconds: float = 0.0
-    layer: SparseLayer | ReinforceLayer | None = None
+
+def converged(metrics: dict) -> bool:
+    """The paper's bar for one evaluation: MSE < 0.01 with at least 95 % of the diagonal recovered."""
+    return metrics["eval_mse"] < CONVERGED_MSE and metrics["diagonal"] >= CONVERGED_DIAGONAL
+
+
+@dataclass
+class IdentityResult(Result):
+    """What a run produced (see :class:`ashlib.experiments.loop.Result`): the loss per batch, one
+    evaluation dict (``step``, ``eval_mse``, ``diagonal``) per evaluation, and snapshots of the
+    Gaussians in ``snapshots`` (batch, means, sigmas)."""
+
+    @property
+    def snapshots(self) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+        return self.extra.setdefault("snapshots", [])
+
+    @property
+    def eval_iterations(self) -> list[int]:
+        return self.steps
+
+    @property
+    def eval_mse(self) -> list[float]:
+        return self.metric("eval_mse")
+
+    @property
+    def eval_diagonal(self) -> list[float]:
+        return self.metric("diagonal")
+
+    @property
+    def converged_at(self) -> int | None:
+        """The first evaluation with MSE < 0.01 and >= 95 % of the diagonal (None: never)."""
+        return next((e["step"] for e in self.evaluations if converged(e)), None)
 
     @property
     def ms_per_batch(self) -> float:
@@ -149,9 +170,18 @@ def evaluate_matrix(W: torch.Tensor, n_samples: int = 10_000, generator=None):
     return mse, diagonal
 
 
-def evaluate(layer: SparseLayer | ReinforceLayer, n_samples: int = 10_000, generator=None):
-    """The paper's evaluation of a trained identity layer: (MSE, fraction of diagonal recovered)."""
-    return evaluate_matrix(rounded_matrix(layer), n_samples, generator)
+def evaluate(model: SparseLayer | ReinforceLayer, config: IdentityConfig, test: torch.Generator | None = None, *,
+             device=None) -> dict:
+    """The paper's evaluation of a trained identity layer: ``{"eval_mse": ..., "diagonal": ...}``.
+
+    Rounds every mean to its tuple and scores that W on ``config.eval_samples`` fresh N(0, I)
+    vectors drawn from ``test`` (a torch.Generator; default: a fresh one seeded ``config.seed + 1``,
+    the one a training run draws its evaluations from). ``device`` is unused (the rounded W is
+    scored where the layer lives); it keeps the three experiments' ``evaluate`` alike.
+    """
+    test = test if test is not None else torch.Generator().manual_seed(config.seed + 1)
+    mse, diagonal = evaluate_matrix(rounded_matrix(model), config.eval_samples, test)
+    return {"eval_mse": mse, "diagonal": diagonal}
 
 
 def build_layer(config: IdentityConfig) -> SparseLayer | ReinforceLayer:
@@ -169,6 +199,11 @@ def build_layer(config: IdentityConfig) -> SparseLayer | ReinforceLayer:
     return layer
 
 
+def build_model(config: IdentityConfig) -> SparseLayer | ReinforceLayer:
+    """The config's layer (the name every experiment uses; see :func:`build_layer`)."""
+    return build_layer(config)
+
+
 def build_optimiser(config: IdentityConfig, layer) -> torch.optim.Adam:
     """Adam with the config's learning rate; learned values get ``lr * values_lr_scale``."""
     structure = [layer.means, layer.sigmas]
@@ -178,44 +213,45 @@ def build_optimiser(config: IdentityConfig, layer) -> torch.optim.Adam:
     return torch.optim.Adam(groups, lr=config.lr)
 
 
-def train(config: IdentityConfig, progress: bool = True) -> IdentityResult:
-    """Train a layer on the identity task; evaluate every ``eval_every`` batches."""
+def identity_loss(state, x: torch.Tensor) -> torch.Tensor:
+    """The training loss of one batch: MSE of W x against x (REINFORCE: its surrogate)."""
+    layer = state.model
+    if state.config.method == "reinforce":
+        return layer.surrogate_loss((layer(x) - x).pow(2).mean(dim=1))
+    return (layer(x) - x).pow(2).mean()
+
+
+def train(config: IdentityConfig, *, progress: bool = True, out=None, resume: bool = False, overwrite: bool = False,
+          checkpoint_every: int = 500, callbacks=(), model=None, loss=None) -> IdentityResult:
+    """Train a layer on the identity task; evaluate every ``eval_every`` batches.
+
+    The loop (:mod:`ashlib.experiments.loop`) gives ``out`` (a folder for ``checkpoint.pt``),
+    ``resume``, ``overwrite``, ``checkpoint_every`` and ``callbacks``; ``model`` replaces the
+    config's layer, ``loss(state, x)`` the training loss.
+    """
     seed_everything(config.seed)
     device = torch.device(config.device)
-    layer = build_layer(config).to(device)
-    reinforce = config.method == "reinforce"
+    layer = (model if model is not None else build_layer(config)).to(device)
     optimiser = build_optimiser(config, layer)
     eval_gen = torch.Generator().manual_seed(config.seed + 1)
-    result = IdentityResult(config=config, layer=layer)
-    start = time.perf_counter()
-    bar = tqdm(range(1, config.iterations + 1), desc=f"identity n={config.n} {config.method}",
-               disable=not show_progress(progress), mininterval=progress_interval(1.0))
-    for it in bar:
-        x = torch.randn(config.batch_size, config.n, device=device)
-        if reinforce:
-            per_instance = (layer(x) - x).pow(2).mean(dim=1)
-            loss = layer.surrogate_loss(per_instance)
-        else:
-            loss = (layer(x) - x).pow(2).mean()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        result.losses.append(loss.item())
-        if it % config.snapshot_every == 0 or it == 1:
+    result = IdentityResult(config=config, model=layer)
+
+    def draw(step: int) -> torch.Tensor:
+        return torch.randn(config.batch_size, config.n, device=device)
+
+    def snapshot(state) -> None:
+        if state.step % config.snapshot_every == 0 or state.step == 1:
             means, sigmas = layer.gaussians()
-            result.snapshots.append((it, means.detach().cpu().clone(), sigmas.detach().cpu().clone()))
-        if it % config.eval_every == 0 or it == config.iterations:
-            mse, diagonal = evaluate(layer, config.eval_samples, eval_gen)
-            result.eval_iterations.append(it)
-            result.eval_mse.append(mse)
-            result.eval_diagonal.append(diagonal)
-            bar.set_postfix(eval_mse=f"{mse:.4f}", diagonal=f"{diagonal:.2f}")
-            if result.converged_at is None and mse < 0.01 and diagonal >= 0.95:
-                result.converged_at = it
-                if config.stop_when_converged:
-                    break
-    result.seconds = time.perf_counter() - start
-    return result
+            result.snapshots.append((state.step, means.detach().cpu().clone(), sigmas.detach().cpu().clone()))
+
+    plan = Plan(model=layer, optimiser=optimiser, steps=config.iterations, eval_every=config.eval_every, draw=draw,
+                loss=identity_loss, evaluate=lambda state: evaluate(layer, config, eval_gen),
+                generators={"evaluation": eval_gen}, after_batch=snapshot,
+                stop=lambda state, metrics: config.stop_when_converged and converged(metrics),
+                desc=f"identity n={config.n} {config.method}",
+                postfix=lambda m: {"eval_mse": f"{m['eval_mse']:.4f}", "diagonal": f"{m['diagonal']:.2f}"})
+    return run(config, plan, result, progress=progress, out=out, resume=resume, overwrite=overwrite,
+               checkpoint_every=checkpoint_every, callbacks=callbacks, loss=loss, device=device)
 
 
 def snapshot_tuples(config: IdentityConfig, means, sigmas, generator=None) -> torch.Tensor:

@@ -15,22 +15,25 @@ the element-wise error is the fraction of positions holding the wrong number.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from ..config import progress_interval, quick_mode, seed_everything, show_progress
+from ..config import quick_mode, seed_everything
 from ..sort import intermediate_loss, quicksort
-from .checks import check_device_name, check_int, check_positive, check_seed, check_source
+from .checks import check_device_name, check_int, check_positive, check_seed, check_source, drop_removed
+from .loop import Plan, Result, run
 from .schedule import check_schedule, lr_factor, set_lr
 from ..sort_baselines import apply_permutation, neuralsort, softsort
 
 METHODS = ("quicksort", "neuralsort", "softsort")
 KEY_NETWORKS = ("conv", "mlp")
+# Settings that left SortingConfig for studies/sorting/variants.py, with the value that meant "off":
+# a record or checkpoint that has one at that value still loads; another value is refused.
+REMOVED_FIELDS = {"neighbours": False, "C_final": None, "standardise_keys": False, "straight_through": False,
+                  "key_network": "conv", "start_from": None}
 
 
 @dataclass
@@ -47,16 +50,10 @@ class SortingConfig:
     iterations: int | None = None  # full: 50,000 batches; quick: 300
     samples: int | None = None  # quicksort: random half-permutations per round (paper: n)
     local: int = 0  # quicksort: proposals per round one swap away from the hard split (0: the paper's)
-    neighbours: bool = False  # quicksort: also every single swap across a median, every round (not the paper's)
     draws: int = 1  # quicksort: independent sorts per batch, losses averaged (the key network runs once)
     C: float = 10.0  # quicksort sharpness (paper: 10)
-    C_final: float | None = None  # quicksort: C rises geometrically from C to C_final over the run (not the paper's)
-    standardise_keys: bool = False  # quicksort: sort (key - mean) / std per instance, so C is in units of the spread
     tau: float = 1.0  # NeuralSort / SoftSort temperature
-    start_from: str | None = None  # a trained key network to start from: a shipped name or a --save-model path
     width: float = 1.0  # key network channels relative to table 3 (1.0 = the paper's)
-    key_network: str = "conv"  # "conv" (table 3) or "mlp" (a per-digit MLP: fast, for factor studies and labs)
-    straight_through: bool = False  # quicksort: forward the hard sort, backpropagate through the sparse mixture
     eval_every: int = 1000
     eval_instances: int | None = None  # full: 10,000 (the paper's); quick: 1,000
     source: str = "auto"  # MNIST source, see ashlib.data.load_mnist
@@ -68,12 +65,6 @@ class SortingConfig:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.intermediate and self.method != "quicksort":
             raise ValueError("the intermediate loss exists only for method='quicksort'")
-        if self.key_network not in KEY_NETWORKS:
-            raise ValueError(f"key_network must be one of {KEY_NETWORKS}, got {self.key_network!r}")
-        if not isinstance(self.straight_through, bool):
-            raise ValueError(f"straight_through must be True or False, got {self.straight_through!r}")
-        if self.straight_through and (self.method != "quicksort" or self.intermediate):
-            raise ValueError("straight_through exists only for method='quicksort' without the intermediate loss")
         if not isinstance(self.n, int) or self.n < 2:
             raise ValueError(f"n must be an int >= 2, got {self.n!r}")
         if self.iterations is None:
@@ -100,19 +91,6 @@ class SortingConfig:
             raise ValueError(f"local must be an int >= 0, got {self.local!r}")
         if self.local and self.method != "quicksort":
             raise ValueError("local proposals exist only for method='quicksort'")
-        if not isinstance(self.neighbours, bool):
-            raise ValueError(f"neighbours must be True or False, got {self.neighbours!r}")
-        if self.neighbours and self.method != "quicksort":
-            raise ValueError("neighbours (every one-swap half-permutation) exist only for method='quicksort'")
-        if self.C_final is not None:
-            check_positive("C_final", self.C_final)
-        if not isinstance(self.standardise_keys, bool):
-            raise ValueError(f"standardise_keys must be True or False, got {self.standardise_keys!r}")
-        if (self.C_final is not None or self.standardise_keys) and self.method != "quicksort":
-            raise ValueError("C_final and standardise_keys exist only for method='quicksort'")
-        if self.start_from is not None and (not isinstance(self.start_from, str) or not self.start_from):
-            raise ValueError(f"start_from must be None or a shipped model's name or a saved model's path, "
-                             f"got {self.start_from!r}")
         if self.draws > 1 and self.method != "quicksort":
             raise ValueError("draws > 1 averages quicksort's random half-permutations; the dense methods have none")
 
@@ -165,32 +143,13 @@ class KeyNetwork(nn.Module):
         return self.mlp(features.view(b * n, digits * 8)).view(b, n)
 
 
-def sharpness(config: SortingConfig, it: int | None = None) -> float:
-    """Quicksort's C at batch ``it`` (1-based): config.C, or with ``C_final`` a geometric rise from C
-    at the first batch to C_final at the last (None: the end value, as used for evaluation)."""
-    if config.C_final is None:
-        return config.C
-    if it is None or config.iterations <= 1:
-        return config.C_final
-    t = (min(max(it, 1), config.iterations) - 1) / (config.iterations - 1)
-    return config.C * (config.C_final / config.C) ** t
-
-
-def standardised(keys: torch.Tensor) -> torch.Tensor:
-    """(keys - mean) / std within each instance (row): the order is kept, the scale is taken away."""
-    centred = keys - keys.mean(dim=1, keepdim=True)
-    return centred / centred.square().mean(dim=1, keepdim=True).add(1e-12).sqrt()
-
-
 def sort_items(config: SortingConfig, keys: torch.Tensor, items: torch.Tensor, generator=None, C: float | None = None):
     """Sort items (b, n, *f) by keys with the config's method: (sorted items, quicksort result or None).
 
-    ``C`` overrides the config's sharpness (the training loop passes the scheduled value)."""
+    ``C`` overrides the config's sharpness (a study may schedule it)."""
     if config.method == "quicksort":
-        if config.standardise_keys:
-            keys = standardised(keys)
-        result = quicksort(keys, items, samples=config.samples, C=sharpness(config) if C is None else C,
-                           generator=generator, local=config.local, neighbours=config.neighbours)
+        result = quicksort(keys, items, samples=config.samples, C=config.C if C is None else C, generator=generator,
+                           local=config.local)
         return result.sorted, result
     P = (neuralsort if config.method == "neuralsort" else softsort)(keys, tau=config.tau)
     return apply_permutation(P, items), None
@@ -198,27 +157,7 @@ def sort_items(config: SortingConfig, keys: torch.Tensor, items: torch.Tensor, g
 
 def build_model(config: SortingConfig) -> KeyNetwork:
     """The config's key network (table 3 at ``width``), initialised from the current seed."""
-    return KeyNetwork(config.digits, config.width, config.key_network)
-
-
-def start_weights(net: KeyNetwork, config: SortingConfig) -> KeyNetwork:
-    """Copy the weights of ``config.start_from`` (a shipped model's name or a path written by
-    ``--save-model``) into ``net``: a curriculum, e.g. a key network trained at n = 4 continues at
-    n = 8 (the key network does not depend on n). The two must have the same architecture."""
-    from .. import pretrained
-
-    name = config.start_from
-    source = pretrained.load(name) if name in pretrained.names() else pretrained.load_file(name)
-    theirs = getattr(source, "config", None)
-    if not isinstance(theirs, SortingConfig):
-        raise ValueError(f"start_from={name!r} is not a sorting key network")
-    mismatch = [f"{k} {getattr(theirs, k)!r} != {getattr(config, k)!r}" for k in ("digits", "width", "key_network")
-                if getattr(theirs, k) != getattr(config, k)]
-    if mismatch:
-        raise ValueError(f"start_from={name!r} has another architecture ({'; '.join(mismatch)}); "
-                         "set the same digits, width and key network")
-    net.load_state_dict(source.state_dict())
-    return net
+    return KeyNetwork(config.digits, config.width)
 
 
 def sorting_loss(config: SortingConfig, keys, items, target, generator=None, C: float | None = None) -> torch.Tensor:
@@ -234,10 +173,6 @@ def sorting_loss(config: SortingConfig, keys, items, target, generator=None, C: 
     output, result = sort_items(config, keys, items, generator, C)
     if config.intermediate:
         return intermediate_loss(result, target)
-    if config.straight_through:  # the value of the hard sort, the gradient of the sparse mixture
-        order = keys.detach().argsort(dim=1, stable=True)
-        hard = items.gather(1, order.view(*order.shape, *([1] * (items.dim() - 2))).expand_as(items))
-        output = hard.clamp(1e-4, 1 - 1e-4) + (output - output.detach())  # inside the BCE clamp: gradients pass
     return F.binary_cross_entropy(output.clamp(1e-6, 1 - 1e-6), target)
 
 
@@ -282,10 +217,8 @@ def errors_by_place(keys: torch.Tensor, numbers: torch.Tensor, digits: int, soft
 
 SCALES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 PAPER_LOSSES = {  # the two objectives, each at its paper / default setting
-    "quicksort": dict(method="quicksort", intermediate=False, samples=None, local=0, neighbours=False, draws=1,
-                      straight_through=False, C=10.0, C_final=None, standardise_keys=False),
-    "neuralsort": dict(method="neuralsort", intermediate=False, samples=None, local=0, neighbours=False, draws=1,
-                       straight_through=False, tau=1.0, C_final=None, standardise_keys=False),
+    "quicksort": dict(method="quicksort", intermediate=False, samples=None, local=0, draws=1, C=10.0),
+    "neuralsort": dict(method="neuralsort", intermediate=False, samples=None, local=0, draws=1, tau=1.0),
 }
 
 
@@ -317,34 +250,49 @@ def losses_by_scale(net, config: SortingConfig, instances: int, split: str = "te
 
 
 @torch.no_grad()
-def evaluate(net: KeyNetwork, task, instances: int, batch_size: int = 250, device="cpu"):
-    """The paper's evaluation on ``instances`` fresh instances of ``task``: (error, element error)."""
-    was_training = net.training
-    net.eval()
+def evaluate(model: KeyNetwork, config: SortingConfig, test=None, *, device=None, batch_size: int = 250) -> dict:
+    """The paper's evaluation: ``{"error": ..., "element_error": ...}`` on ``config.eval_instances``
+    fresh instances of ``test`` (a SortingTask; default: the run's test task, built afresh from
+    ``config``, so every evaluation of a run sees the same instances).
+
+    ``error``: the fraction of instances whose order by key is not exactly right; ``element_error``:
+    the fraction of positions holding the wrong number.
+    """
+    test = test if test is not None else make_tasks(config)[1]()
+    device = device if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
     totals = torch.zeros(2)
-    done = 0
-    while done < instances:
-        b = min(batch_size, instances - done)
-        images, numbers, _ = task.sample(b)
-        err, elem = order_errors(net(images.to(device)).cpu(), numbers)
-        totals += torch.tensor([err * b, elem * b])
-        done += b
-    net.train(was_training)
-    return (totals / instances).tolist()
+    done, instances = 0, config.eval_instances
+    try:
+        while done < instances:
+            b = min(batch_size, instances - done)
+            images, numbers, _ = test.sample(b)
+            err, elem = order_errors(model(images.to(device)).cpu(), numbers)
+            totals += torch.tensor([err * b, elem * b])
+            done += b
+    finally:
+        model.train(was_training)
+    error, element_error = (totals / instances).tolist()
+    return {"error": error, "element_error": element_error}
 
 
 @dataclass
-class SortingResult:
-    config: SortingConfig
-    losses: list[float] = field(default_factory=list)
-    eval_iterations: list[int] = field(default_factory=list)
-    eval_error: list[float] = field(default_factory=list)
-    eval_element_error: list[float] = field(default_factory=list)
-    data_source: str = ""
-    seconds: float = 0.0  # wall time of the whole run, evaluations included
-    eval_seconds: float = 0.0  # the part of ``seconds`` spent evaluating
-    stopped_early: str = ""  # why the run ended before its last batch (interrupt), else ""
-    net: KeyNetwork | None = None
+class SortingResult(Result):
+    """What a run produced (see :class:`ashlib.experiments.loop.Result`); evaluations hold
+    ``step``, ``error`` and ``element_error``."""
+
+    @property
+    def eval_iterations(self) -> list[int]:
+        return self.steps
+
+    @property
+    def eval_error(self) -> list[float]:
+        return self.metric("error")
+
+    @property
+    def eval_element_error(self) -> list[float]:
+        return self.metric("element_error")
 
 
 def make_tasks(config: SortingConfig):
@@ -361,107 +309,54 @@ def make_tasks(config: SortingConfig):
                                            mnist=test_digits)
 
 
-def _with_defaults(saved: dict) -> dict:
-    """A checkpoint's config with the fields added to SortingConfig since it was written set to
-    their defaults, so a run started before a new option existed still resumes (a run that sets
-    the new option to something else does not match, as it should not)."""
-    from dataclasses import MISSING, fields
-
-    full = dict(saved)
-    for f in fields(SortingConfig):
-        if f.name not in full and f.default is not MISSING:
-            full[f.name] = f.default
-    return full
+def upgrade_config(saved: dict, where: str = "the checkpoint") -> dict:
+    """A saved config (record, recipe or checkpoint) with the settings that left SortingConfig taken
+    out where they sit at the value that meant "off"; another value is refused (that run needs
+    ``studies/sorting/variants.py``)."""
+    return drop_removed(saved, REMOVED_FIELDS, where)
 
 
-def _checkpoint(path, net, optimiser, generator, train_task, result: SortingResult, done: int) -> None:
-    from dataclasses import asdict
-    from pathlib import Path
-
-    path = Path(path)
-    state = {"done": done, "config": asdict(result.config), "net": net.state_dict(), "optimiser": optimiser.state_dict(),
-             "generator": generator.get_state(), "task_generator": train_task.generator.get_state(),
-             "rng": torch.get_rng_state(), "losses": result.losses, "eval_iterations": result.eval_iterations,
-             "eval_error": result.eval_error, "eval_element_error": result.eval_element_error,
-             "seconds": result.seconds, "eval_seconds": result.eval_seconds}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    torch.save(state, tmp)
-    tmp.replace(path)
+def sorting_batch_loss(state, batch) -> torch.Tensor:
+    """The training loss of one batch (``batch`` = images, numbers, target): :func:`sorting_loss`
+    of the key network's keys, with the run's half-permutation generator."""
+    images, _, target = batch
+    return sorting_loss(state.config, state.model(images), images, target, state.generators["sort"])
 
 
-def train(config: SortingConfig, progress: bool = True, tasks=None, *, checkpoint=None, checkpoint_every: int = 0,
-          resume: bool = False) -> SortingResult:
+def train(config: SortingConfig, *, progress: bool = True, out=None, resume: bool = False, overwrite: bool = False,
+          checkpoint_every: int = 500, callbacks=(), model=None, loss=None, data=None) -> SortingResult:
     """Train the key network through the config's sort; evaluate every ``eval_every`` batches.
 
-    With ``checkpoint`` (a file path) the state is written every ``checkpoint_every`` batches, at
-    the end and on Ctrl-C (the result then has ``stopped_early`` set); ``resume=True`` continues
-    from it exactly (same batches, same random half-permutations).
+    The loop (:mod:`ashlib.experiments.loop`) gives ``out`` (a folder for ``checkpoint.pt``),
+    ``resume``, ``overwrite``, ``checkpoint_every`` and ``callbacks``; ``model`` replaces the
+    config's key network (e.g. one with pre-loaded weights), ``loss(state, batch)`` the loss
+    (``batch`` = images, numbers, sorted images; the quicksort generator is
+    ``state.generators["sort"]``). ``data``: (training task, a function making the test task),
+    default :func:`make_tasks`.
     """
-    from dataclasses import asdict
-    from pathlib import Path
-
-    check_int("checkpoint_every", checkpoint_every, 0)  # 0: only at the end and on Ctrl-C
     seed_everything(config.seed)
     device = torch.device(config.device)
-    train_task, make_test_task = tasks if tasks is not None else make_tasks(config)
-    net = build_model(config)
-    if config.start_from is not None and not resume:
-        start_weights(net, config)
-    net = net.to(device)
+    train_task, make_test_task = data if data is not None else make_tasks(config)
+    net = (model if model is not None else build_model(config)).to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    result = SortingResult(config=config, net=net, data_source=getattr(train_task, "source", ""))
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    first = 1
-    if resume:
-        if checkpoint is None or not checkpoint.is_file():
-            raise ValueError(f"resume needs an existing checkpoint file, got {checkpoint}")
-        state = torch.load(checkpoint, weights_only=False)
-        if _with_defaults(state["config"]) != asdict(config):
-            raise ValueError(f"{checkpoint} was written by a run with other settings; resume with the same ones")
-        net.load_state_dict(state["net"])
-        optimiser.load_state_dict(state["optimiser"])
-        generator.set_state(state["generator"])
-        train_task.generator.set_state(state["task_generator"])
-        torch.set_rng_state(state["rng"])
-        for name in ("losses", "eval_iterations", "eval_error", "eval_element_error", "seconds", "eval_seconds"):
-            setattr(result, name, state[name])
-        first = state["done"] + 1
-    tick = time.perf_counter()
-    bar = tqdm(range(first, config.iterations + 1), desc=f"sort n={config.n} {config.method}",
-               disable=not show_progress(progress), mininterval=progress_interval(1.0), initial=first - 1, total=config.iterations)
-    try:
-        for it in bar:
-            set_lr(optimiser, {"": config.lr}, lr_factor(config.lr_schedule, it - 1, config.iterations))
-            images, numbers, perm = train_task.sample(config.batch_size)
-            images, perm = images.to(device), perm.to(device)
-            target = images.gather(1, perm.view(*perm.shape, 1, 1, 1).expand_as(images))
-            loss = sorting_loss(config, net(images), images, target, generator, C=sharpness(config, it))
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            result.losses.append(loss.item())
-            if it % config.eval_every == 0 or it == config.iterations:
-                eval_start = time.perf_counter()
-                err, elem = evaluate(net, make_test_task(), config.eval_instances, device=device)
-                result.eval_seconds += time.perf_counter() - eval_start
-                result.eval_iterations.append(it)
-                result.eval_error.append(err)
-                result.eval_element_error.append(elem)
-                bar.set_postfix(error=f"{err:.3f}", element_error=f"{elem:.3f}")
-            if checkpoint is not None and checkpoint_every and it % checkpoint_every == 0:
-                result.seconds += time.perf_counter() - tick
-                tick = time.perf_counter()
-                _checkpoint(checkpoint, net, optimiser, generator, train_task, result, it)
-    except KeyboardInterrupt:
-        result.stopped_early = f"interrupted after {len(result.losses)} of {config.iterations} batches"
-    finally:
-        bar.close()
-    result.seconds += time.perf_counter() - tick
-    if checkpoint is not None:
-        _checkpoint(checkpoint, net, optimiser, generator, train_task, result, len(result.losses))
-    return result
+    result = SortingResult(config=config, model=net, data_source=getattr(train_task, "source", ""))
+
+    def draw(step: int):
+        images, numbers, perm = train_task.sample(config.batch_size)
+        images, perm = images.to(device), perm.to(device)
+        return images, numbers, images.gather(1, perm.view(*perm.shape, 1, 1, 1).expand_as(images))
+
+    plan = Plan(model=net, optimiser=optimiser, steps=config.iterations, eval_every=config.eval_every, draw=draw,
+                loss=sorting_batch_loss, evaluate=lambda state: evaluate(net, config, make_test_task(), device=device),
+                generators={"task": train_task.generator, "sort": generator},
+                set_lr=lambda step: set_lr(optimiser, {"": config.lr},
+                                           lr_factor(config.lr_schedule, step, config.iterations)),
+                desc=f"sort n={config.n} {config.method}",
+                postfix=lambda m: {"error": f"{m['error']:.3f}", "element_error": f"{m['element_error']:.3f}"})
+    return run(config, plan, result, progress=progress, out=out, resume=resume, overwrite=overwrite,
+               checkpoint_every=checkpoint_every, callbacks=callbacks, loss=loss, upgrade=upgrade_config,
+               device=device)
 
 
 def summary(result: SortingResult) -> dict:
