@@ -1,76 +1,223 @@
 """The command line: ``python -m ashlib <experiment> [options]``.
 
 Each experiment is a thin wrapper around its module in :mod:`ashlib.experiments` (the same
-code the notebooks call): parse options, train with a progress bar, print the final metrics,
+code the notebooks call): build the config, train with a progress bar through the one loop
+(:mod:`ashlib.experiments.loop`: checkpoints, ``--resume``, Ctrl-C), print the final metrics,
 write curves, a summary and a figure into ``--out``.
+
+Every experiment takes the same run options: ``--seed``, ``--device``, ``--out``, ``--resume``,
+``--overwrite``, ``--checkpoint-every``, ``--save-model``, ``--recipe NAME|FILE.json`` (retrain a
+shipped model, or one's own, with its recorded settings) and ``--set FIELD=VALUE`` (any other
+field of the experiment's config). Options given beside ``--recipe`` override its settings.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import shlex
 import sys
+import typing
+from dataclasses import fields
 
 from .config import quick_mode
 
+SUPPRESS = argparse.SUPPRESS
 
-def _save(save_result, result, out) -> int:
-    """Write a run's files into ``out`` (if given) with the experiment's ``save_result``; list them."""
-    if out:
-        for path in save_result(result, out):
+# ------------------------------------------------------------------ shared options
+
+
+def _run_options(p, out_files: str) -> None:
+    """The options every experiment shares (9 of its at most 16)."""
+    p.add_argument("--seed", type=int, default=SUPPRESS, help="random seed (default 0)")
+    p.add_argument("--device", default=SUPPRESS, help="cpu (default) or cuda")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help=f"folder for checkpoint.pt and, at the end, {out_files}")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds another run")
+    p.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
+                   help="with --out: write the checkpoint every N batches (and at the end, and on Ctrl-C)")
+    p.add_argument("--save-model", default=None, metavar="PATH",
+                   help="write the trained model as PATH.pt, PATH.json (its record and recipe) and PATH.curves.csv")
+    p.add_argument("--recipe", default=None, metavar="NAME|FILE.json",
+                   help="start from the settings of a shipped model (e.g. sort-quicksort-n4) or of a JSON file (a "
+                        "--save-model record or config fields); options given beside it override them")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="settings",
+                   help="any other setting of the experiment's config (repeatable), e.g. --set eval_every=100")
+
+
+def _field_types(config_class) -> dict:
+    from . import experiments  # noqa: F401 - the config modules are imported by now
+
+    return typing.get_type_hints(config_class)
+
+
+def _parse_value(name: str, text: str, kind):
+    """``text`` as a value of type ``kind`` (from the config's annotations)."""
+    options = typing.get_args(kind) or (kind,)
+    lowered = text.strip().lower()
+    if type(None) in options and lowered in ("none", "null", ""):
+        return None
+    for option in options:
+        if option is type(None):
+            continue
+        if option is bool:
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+        elif option is int:
+            try:
+                return int(text)
+            except ValueError:
+                pass
+        elif option is float:
+            try:
+                return float(text)
+            except ValueError:
+                pass
+        elif option is tuple:
+            if "," in text:
+                try:
+                    return tuple(float(v) for v in text.split(","))
+                except ValueError:
+                    pass
+        elif option is str:
+            return text
+    wanted = " or ".join("None" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
+    raise ValueError(f"--set {name}={text}: not a value of type {wanted}"
+                     + (" (give a tuple as comma-separated numbers)" if tuple in options else ""))
+
+
+def parse_settings(config_class, settings: list[str]) -> dict:
+    """``--set FIELD=VALUE`` options as ``{field: value}``, each parsed by the field's type."""
+    types = _field_types(config_class)
+    known = [f.name for f in fields(config_class)]
+    out = {}
+    for item in settings:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise ValueError(f"--set takes FIELD=VALUE, got {item!r}")
+        if name not in known:
+            raise ValueError(f"--set {name}: {config_class.__name__} has no such setting; its settings: "
+                             f"{', '.join(known)}")
+        out[name] = _parse_value(name, text, types[name])
+    return out
+
+
+def _config(args, kind: str, config_class, option_fields: tuple[str, ...]):
+    """The run's config: the recipe's settings (if any), then ``--set``, then the options given."""
+    given = {name: getattr(args, name) for name in option_fields if hasattr(args, name)}
+    for name in ("seed", "device"):
+        if hasattr(args, name):
+            given[name] = getattr(args, name)
+    overrides = {**parse_settings(config_class, args.settings), **given}
+    if args.recipe:
+        from . import pretrained
+
+        return pretrained.recipe(args.recipe, kind, overrides)
+    return config_class(**overrides)
+
+
+def _prepare(args, config) -> None:
+    """Check every output path before the first batch (contract 5)."""
+    from .config import check_device
+    from .experiments import loop
+
+    check_device(config.device)  # a recipe's device too, before any data is loaded
+    loop.check_out(args.out, resume=args.resume, overwrite=args.overwrite)
+    if args.save_model:
+        from .model_files import check_writable_target
+
+        check_writable_target(args.save_model)
+
+
+_ARGV: list[str] = []  # the arguments main() was given
+
+
+def _command_line() -> str:
+    """The command that trains this model from scratch (--resume / --overwrite left out)."""
+    return "python -m ashlib " + " ".join(shlex.quote(a) for a in _ARGV if a not in ("--resume", "--overwrite"))
+
+
+def _train(module, config, args):
+    return module.train(config, progress=True, out=args.out, resume=args.resume, overwrite=args.overwrite,
+                        checkpoint_every=args.checkpoint_every)
+
+
+def _finish(args, experiment: str, module, result, summary: dict) -> int:
+    """After a run: on an interrupt, one line saying how to resume (130); else save the model
+    (--save-model) and the run's files (--out)."""
+    if result.stopped_early:
+        where = result.checkpoint
+        if where is None:
+            print(f"{result.stopped_early}; nothing saved (no --out)", file=sys.stderr)
+        elif result.checkpoint_step is None:
+            print(f"{result.stopped_early}; the checkpoint could not be written, nothing to resume", file=sys.stderr)
+        elif result.checkpoint_step < len(result.losses):
+            print(f"{result.stopped_early}; it could not be saved, but {where} holds batch "
+                  f"{result.checkpoint_step:,}; continue from there with: {_command_line()} --resume", file=sys.stderr)
+        else:
+            print(f"{result.stopped_early}; saved {where}; continue with: {_command_line()} --resume",
+                  file=sys.stderr)
+        return 130
+    if args.save_model:
+        summary["command"] = _command_line()
+        from . import pretrained
+
+        for path in pretrained.save(result.model, args.save_model, experiment, result.config, summary,
+                                    summary["command"], result.evaluations):
+            print(f"wrote {path}")
+    if args.out:
+        for path in module.save_result(result, args.out):
             print(f"wrote {path}")
     return 0
+
+
+# ------------------------------------------------------------------ identity
+
+IDENTITY_OPTIONS = ("n", "method", "iterations", "batch_size", "lr", "fix_values", "eval_every")
 
 
 def _identity_parser(sub):
     p = sub.add_parser(
         "identity", help="learn the n x n identity with a sparse layer or the REINFORCE baseline (paper 3.1)",
         description="Learn W = I from x -> x, x ~ N(0, I) (paper section 3.1, Figures 2 and 3). "
-                    "Unset options take the paper's settings for this size.",
+                    "Unset options take the paper's settings for this size; other settings of IdentityConfig "
+                    "(baseline, a_local, a_global, region, chunk_size, shared_draws, eval_samples, "
+                    "stop_when_converged, ...) with --set.",
     )
-    p.add_argument("--size", type=int, default=32, help="n, the size of the identity (default 32)")
-    p.add_argument("--method", choices=["sparse", "reinforce"], default="sparse")
-    p.add_argument("--iterations", type=int, default=None,
+    p.add_argument("--size", type=int, dest="n", default=SUPPRESS, help="n, the size of the identity (default 32)")
+    p.add_argument("--method", choices=["sparse", "reinforce"], default=SUPPRESS, help="default sparse")
+    p.add_argument("--iterations", type=int, default=SUPPRESS,
                    help="batches (default: the paper's budget, 10k/20k/40k for n = 8/16/32; less in quick mode)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="directory for curves.csv, evaluation.csv, summary.json, identity.png")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's)")
-    p.add_argument("--learned-values", action="store_true", help="learn the values too (default: fixed to 1)")
-    p.add_argument("--baseline", choices=["moving_average", "leave_one_out", "none"], default="moving_average",
-                   help="REINFORCE only: what is subtracted from the loss")
-    p.add_argument("--a-local", type=int, default=None)
-    p.add_argument("--a-global", type=int, default=None)
-    p.add_argument("--chunk-size", type=int, default=None,
-                   help="Gaussians per pool (default: all n, as in the paper)")
-    p.add_argument("--shared-draws", type=int, default=None,
-                   help="draws of tuples per batch, shared by its instances in turn (default: one per "
-                        "instance, as in the paper); fewer draws make a batch cheaper")
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--stop-when-converged", action="store_true",
-                   help="stop at the first evaluation with MSE < 0.01 and >= 95%% of the diagonal")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--batch-size", type=int, default=SUPPRESS, help="default 64")
+    p.add_argument("--lr", type=float, default=SUPPRESS, help="Adam learning rate (default: the paper's)")
+    p.add_argument("--learned-values", action="store_false", dest="fix_values", default=SUPPRESS,
+                   help="learn the values too (default: fixed to 1)")
+    p.add_argument("--eval-every", type=int, default=SUPPRESS, help="batches between evaluations (default 500)")
+    _run_options(p, "curves.csv, evaluation.csv, summary.json, identity.png")
     p.set_defaults(run=_run_identity)
 
 
 def _run_identity(args) -> int:
     from .experiments import identity
 
-    config = identity.IdentityConfig(
-        n=args.size, method=args.method, iterations=args.iterations, seed=args.seed, lr=args.lr,
-        fix_values=not args.learned_values, baseline=args.baseline, a_local=args.a_local,
-        a_global=args.a_global, chunk_size=args.chunk_size, shared_draws=args.shared_draws,
-        eval_every=args.eval_every, stop_when_converged=args.stop_when_converged, device=args.device,
-    )
-    _prepare_out(args.out, False)
+    config = _config(args, "identity", identity.IdentityConfig, IDENTITY_OPTIONS)
+    _prepare(args, config)
     mode = "quick mode" if quick_mode() else "full mode"
     print(f"identity n={config.n} method={config.method} values={'fixed' if config.fix_values else 'learned'} "
-          f"lr={config.lr} batches={config.iterations} seed={config.seed} ({mode})")
-    result = identity.train(config, progress=True)
+          f"lr={config.lr} batches={config.iterations} seed={config.seed} ({mode})", flush=True)
+    result = _train(identity, config, args)
     s = identity.summary(result)
-    print(f"final eval MSE {s['final_eval_mse']:.5f} | diagonal recovered {s['final_diagonal']:.2%} | "
-          f"converged at batch {s['converged_at']} | {s['batches']} batches in {s['seconds']:.1f} s "
-          f"({s['ms_per_batch']:.2f} ms/batch)")
-    return _save(identity.save_result, result, args.out)
+    if s["final_eval_mse"] is not None and not result.stopped_early:
+        print(f"final eval MSE {s['final_eval_mse']:.5f} | diagonal recovered {s['final_diagonal']:.2%} | "
+              f"converged at batch {s['converged_at']} | {s['batches']} batches in {s['seconds']:.1f} s "
+              f"({s['ms_per_batch']:.2f} ms/batch)")
+    return _finish(args, "identity", identity, result, s)
+
+
+# ------------------------------------------------------------------ data
 
 
 def _data_parser(sub):
@@ -95,92 +242,54 @@ def _data_parser(sub):
     p.set_defaults(run=run)
 
 
+# ------------------------------------------------------------------ sort
+
+SORT_OPTIONS = ("n", "method", "intermediate", "iterations", "lr", "batch_size", "eval_every")
+
+
 def _sort_parser(sub):
     p = sub.add_parser(
         "sort", help="learn keys for MNIST numbers through a differentiable sort (paper 3.3)",
         description="Sort n numbers of 3 MNIST digits by keys from the paper's key network, trained through "
-                    "quicksort (sparse half-permutations), NeuralSort or SoftSort; report the paper's error.",
+                    "quicksort (sparse half-permutations), NeuralSort or SoftSort; report the paper's error. "
+                    "Other settings of SortingConfig (digits, width, lr_schedule, samples, local, draws, C, tau, "
+                    "eval_instances, source) with --set; e.g. --recipe sort-quicksort-n4 retrains a shipped model.",
     )
-    p.add_argument("--n", type=int, default=4, help="numbers per instance (default 4)")
-    p.add_argument("--method", choices=["quicksort", "neuralsort", "softsort"], default="quicksort")
-    p.add_argument("--intermediate", action="store_true", help="quicksort: add the intermediate loss")
-    p.add_argument("--iterations", type=int, default=None, help="batches (default 50,000; 300 in quick mode)")
-    p.add_argument("--lr", type=float, default=5e-5, help="Adam learning rate (paper: 5e-5)")
-    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
-                   help="constant (the paper's) or cosine: anneal the rate(s) to 0 over the run")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--width", type=float, default=1.0, help="key network channels relative to the paper's")
-    p.add_argument("--key-network", choices=["conv", "mlp"], default="conv",
-                   help="per-digit ConvNet (table 3, the paper's) or a cheaper MLP for quick comparisons")
-    p.add_argument("--straight-through", action="store_true",
-                   help="quicksort: the forward pass is the hard sort, the gradient that of the sparse mixture")
-    p.add_argument("--samples", type=int, default=None, help="quicksort: random half-permutations per round (default n)")
-    p.add_argument("--local", type=int, default=0,
-                   help="quicksort: proposals per round one swap away from the hard split (default 0, the paper's)")
-    p.add_argument("--neighbours", action="store_true",
-                   help="quicksort: add every half-permutation one swap away from the hard split, each round "
-                        "(exhaustive; not the paper's sampler)")
-    p.add_argument("--draws", type=int, default=1,
-                   help="quicksort: independent sorts of each batch, losses averaged (the key network runs once)")
-    p.add_argument("--C", type=float, default=10.0, help="quicksort: sharpness of the soft buckets")
-    p.add_argument("--C-final", type=float, default=None,
-                   help="quicksort: raise C geometrically from --C to this over the run (not the paper's)")
-    p.add_argument("--standardise-keys", action="store_true",
-                   help="quicksort: sort (key - mean) / std of each instance, so the key network cannot undo C "
-                        "by rescaling its keys (not the paper's)")
-    p.add_argument("--tau", type=float, default=1.0, help="NeuralSort/SoftSort temperature")
-    p.add_argument("--start-from", default=None, metavar="MODEL",
-                   help="start from a trained key network: a shipped model's name (ashlib.pretrained) or a path "
-                        "written by --save-model, e.g. one trained at a smaller n (a curriculum; not the paper's)")
-    p.add_argument("--eval-every", type=int, default=1000)
-    p.add_argument("--eval-instances", type=int, default=None, help="test instances (default 10,000; 1,000 quick)")
-    p.add_argument("--source", choices=["auto", "full", "offline"], default="auto", help="MNIST source")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None,
-                   help="directory for curves.csv, evaluation.csv, summary.json, sorting.png, checkpoint.pt")
-    p.add_argument("--checkpoint-every", type=int, default=500,
-                   help="with --out: write OUT/checkpoint.pt every N batches (and on Ctrl-C)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt")
-    p.add_argument("--save-model", default=None, help="write the trained key network as PATH.pt + PATH.json")
+    p.add_argument("--n", type=int, default=SUPPRESS, help="numbers per instance (default 4)")
+    p.add_argument("--method", choices=["quicksort", "neuralsort", "softsort"], default=SUPPRESS,
+                   help="default quicksort")
+    p.add_argument("--intermediate", action="store_true", default=SUPPRESS, help="quicksort: add the intermediate loss")
+    p.add_argument("--iterations", type=int, default=SUPPRESS, help="batches (default 50,000; 300 in quick mode)")
+    p.add_argument("--lr", type=float, default=SUPPRESS, help="Adam learning rate (paper: 5e-5)")
+    p.add_argument("--batch-size", type=int, default=SUPPRESS, help="default 64 (the paper's)")
+    p.add_argument("--eval-every", type=int, default=SUPPRESS, help="batches between evaluations (default 1,000)")
+    _run_options(p, "curves.csv, evaluation.csv, summary.json, sorting.png")
     p.set_defaults(run=_run_sort)
 
 
 def _run_sort(args) -> int:
     from .experiments import sorting
 
-    config = sorting.SortingConfig(
-        n=args.n, method=args.method, intermediate=args.intermediate, iterations=args.iterations, lr=args.lr,
-        lr_schedule=args.lr_schedule,
-        batch_size=args.batch_size, width=args.width, key_network=args.key_network,
-        straight_through=args.straight_through, samples=args.samples, local=args.local, neighbours=args.neighbours, draws=args.draws, C=args.C,
-        C_final=args.C_final, standardise_keys=args.standardise_keys, tau=args.tau, start_from=args.start_from,
-        eval_every=args.eval_every, eval_instances=args.eval_instances, source=args.source, seed=args.seed,
-        device=args.device,
-    )
-    _prepare_out(args.out, args.resume)
+    config = _config(args, "sorting", sorting.SortingConfig, SORT_OPTIONS)
+    _prepare(args, config)
     mode = "quick mode" if quick_mode() else "full mode"
     print(f"sort n={config.n} method={config.method} intermediate={config.intermediate} lr={config.lr} "
-          f"batches={config.iterations} width={config.width} draws={config.draws} seed={config.seed}"
-          + (f" local={config.local} neighbours={config.neighbours} C={config.C}"
-             + (f"->{config.C_final}" if config.C_final is not None else "")
-             + (" standardised keys" if config.standardise_keys else "") if config.method == "quicksort" else "")
-          + (f" start_from={config.start_from}" if config.start_from else "") + f" ({mode})")
-    from pathlib import Path
-
-    checkpoint = Path(args.out) / "checkpoint.pt" if args.out else None
-    result = sorting.train(config, progress=True, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
-                           resume=args.resume)
+          f"({config.lr_schedule}) batches={config.iterations} width={config.width} seed={config.seed}"
+          + (f" samples={config.samples} local={config.local} draws={config.draws} C={config.C}"
+             if config.method == "quicksort" else f" tau={config.tau}") + f" ({mode})", flush=True)
+    result = _train(sorting, config, args)
     s = sorting.summary(result)
     print(f"data: {s['data']}")
-    if result.stopped_early:
-        print(f"stopped early: {result.stopped_early}; continue with the same command and --resume"
-              + (f" (checkpoint {checkpoint})" if checkpoint else " (no --out, nothing saved)"))
-    if s["final_error"] is not None:
+    if s["final_error"] is not None and not result.stopped_early:
         print(f"final test error {s['final_error']:.2%} (best {s['best_error']:.2%}) | element error "
               f"{s['final_element_error']:.2%} | {config.eval_instances:,} test instances | {s['batches']} batches "
               f"in {s['seconds']:.0f} s")
-    return _finish(args, "sorting", sorting, result, result.net, config, s)
+    return _finish(args, "sorting", sorting, result, s)
+
+
+# ------------------------------------------------------------------ attention
+
+ATTENTION_OPTIONS = ("model", "n_glimpses", "head", "epochs", "batch_size", "lr", "eval_every")
 
 
 def _attention_parser(sub):
@@ -189,122 +298,46 @@ def _attention_parser(sub):
         description="Train the sparse-glimpse model (or the spatial-transformer / plain ConvNet baselines) on "
                     "cluttered MNIST. Unset sizes take the paper's values (quick mode: small ones); the training "
                     "recipe (He init, standardised input, centre start box, separate source learning rate, "
-                    "fresh canvases) is explained in ashlib.experiments.attention.",
+                    "fresh canvases) is explained in ashlib.experiments.attention. Other settings of "
+                    "AttentionConfig (glimpse_size, canvas, n_distractors, train_size, test_size, source_lr, "
+                    "warmup, lr_schedule, init, init_box, box_param, fresh_canvases, source, ...) with --set; "
+                    "the paper's initialisation is --set init=pytorch --set init_box=none.",
     )
-    p.add_argument("--model", choices=["sparse", "stn", "convnet"], default="sparse")
-    p.add_argument("--glimpses", type=int, default=1, help="number of glimpses (paper: 1 or 8)")
-    p.add_argument("--glimpse-size", type=int, default=None, help="s (paper: 32 for 1 glimpse, 12 for 8)")
-    p.add_argument("--canvas", type=int, default=None, help="canvas side (paper: 100)")
-    p.add_argument("--distractors", type=int, default=None, help="8 x 8 clutter fragments (paper: 8)")
-    p.add_argument("--train-size", type=int, default=None, help="training canvases per epoch (paper: 60,000)")
-    p.add_argument("--test-size", type=int, default=None, help="test canvases (paper: 10,000)")
-    p.add_argument("--epochs", type=int, default=None, help="paper: 70")
-    p.add_argument("--batch-size", type=int, default=None, help="paper: 128 (quick: 32)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate of the head (default 1e-3; paper: 1e-4)")
-    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
-                   help="constant (the paper's) or cosine: anneal the rate(s) to 0 over the run")
-    p.add_argument("--source-lr", type=float, default=None,
-                   help="learning rate of the source network (default: lr/10 sparse, lr/30 stn)")
-    p.add_argument("--warmup", type=int, default=0, help="batches of linear warm-up for the source learning rate")
-    p.add_argument("--head", choices=["mlp", "conv", "convnet"], default="mlp",
+    p.add_argument("--model", choices=["sparse", "stn", "convnet"], default=SUPPRESS, help="default sparse")
+    p.add_argument("--glimpses", type=int, dest="n_glimpses", default=SUPPRESS, help="number of glimpses (paper: 1 or 8)")
+    p.add_argument("--head", choices=["mlp", "conv", "convnet"], default=SUPPRESS,
                    help="classifier on the glimpses (paper: mlp; convnet: the ConvNet baseline on the glimpse)")
-    p.add_argument("--init", choices=["he", "pytorch"], default="he",
-                   help="source network initialisation (pytorch: the paper's default; its boxes barely see the image)")
-    p.add_argument("--init-box", choices=["centre", "canvas", "none"], default="centre",
-                   help="start box: central digit-sized (the authors' offset), the whole canvas, or none")
-    p.add_argument("--paper-init", action="store_true", help="shorthand for --init pytorch --init-box none")
-    p.add_argument("--box-param", choices=["corners", "centre_scale"], default="corners",
-                   help="raw box numbers as two corners (paper) or centre + bounded size (cannot flip or collapse)")
-    p.add_argument("--scale-range", type=float, nargs=2, default=(0.2, 0.6), metavar=("MIN", "MAX"),
-                   help="centre_scale: smallest and largest box side as fractions of the canvas")
-    p.add_argument("--aux-mlp-weight", type=float, default=0.0,
-                   help="conv heads: add the paper's MLP head on the same glimpses, its loss times this weight "
-                        "(it pulls the box onto the digit; the conv head still predicts)")
-    p.add_argument("--source-hidden", type=int, default=512, help="hidden units of table 2's two dense layers")
-    p.add_argument("--same-canvases", action="store_true",
-                   help="reuse the same train canvases every epoch (default: fresh canvases each epoch)")
-    p.add_argument("--eval-every", type=int, default=None, help="batches between test evaluations (default: an epoch)")
-    p.add_argument("--checkpoint-every", type=int, default=500,
-                   help="with --out: write OUT/checkpoint.pt every N batches (and on Ctrl-C)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt")
-    p.add_argument("--save-model", default=None, help="write the trained model as PATH.pt + PATH.json (ashlib.pretrained)")
-    p.add_argument("--source", choices=["auto", "full", "offline"], default="auto", help="MNIST source")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None, help="directory for curves.csv, summary.json, glimpses.png, checkpoint.pt")
+    p.add_argument("--epochs", type=int, default=SUPPRESS, help="paper: 70")
+    p.add_argument("--batch-size", type=int, default=SUPPRESS, help="paper: 128 (quick: 32)")
+    p.add_argument("--lr", type=float, default=SUPPRESS, help="learning rate of the head (default 1e-3; paper: 1e-4)")
+    p.add_argument("--eval-every", type=int, default=SUPPRESS, help="batches between test evaluations (default: an epoch)")
+    _run_options(p, "curves.csv, summary.json, glimpses.png")
     p.set_defaults(run=_run_attention)
 
 
-def _prepare_out(out, resume: bool) -> None:
-    """Create --out before training (so a finished run cannot be lost to a bad path)."""
-    from pathlib import Path
-
-    if resume and not out:
-        raise ValueError("--resume needs --out (the folder of the run to continue)")
-    if out:
-        path = Path(out)
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"--out {out} exists and is not a folder")
-        path.mkdir(parents=True, exist_ok=True)
-        if not os.access(path, os.W_OK):
-            raise ValueError(f"--out {out} is not writable")
-
-
 def _run_attention(args) -> int:
-    from pathlib import Path
-
     from .experiments import attention
 
-    init, init_box = ("pytorch", None) if args.paper_init else (args.init, None if args.init_box == "none" else args.init_box)
-    config = attention.AttentionConfig(
-        model=args.model, n_glimpses=args.glimpses, glimpse_size=args.glimpse_size, canvas=args.canvas,
-        n_distractors=args.distractors, train_size=args.train_size, test_size=args.test_size, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, source_lr=args.source_lr, warmup=args.warmup, init=init,
-        lr_schedule=args.lr_schedule,
-        init_box=init_box, head=args.head, aux_mlp_weight=args.aux_mlp_weight, box_param=args.box_param,
-        scale_range=tuple(args.scale_range), source_hidden=args.source_hidden, fresh_canvases=not args.same_canvases,
-        eval_every=args.eval_every, source=args.source, seed=args.seed, device=args.device,
-    )
-    _prepare_out(args.out, args.resume)
+    config = _config(args, "attention", attention.AttentionConfig, ATTENTION_OPTIONS)
+    _prepare(args, config)
     mode = "quick mode" if quick_mode() else "full mode"
     print(f"attention model={config.model} head={config.head} glimpses={config.n_glimpses}x{config.glimpse_size}x"
           f"{config.glimpse_size} canvas={config.canvas} canvases={config.train_size}x{config.epochs} epochs "
-          f"batches={config.steps} lr={config.lr} source_lr={config.source_lr} ({mode})")
-    checkpoint = Path(args.out) / "checkpoint.pt" if args.out else None
-    result = attention.train(config, progress=True, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
-                             resume=args.resume)
+          f"batches={config.steps} lr={config.lr} source_lr={config.source_lr} ({mode})", flush=True)
+    result = _train(attention, config, args)
     s = attention.summary(result)
     print(f"data: {s['data']}")
-    if result.stopped_early:
-        print(f"stopped early: {result.stopped_early}; continue with the same command and --resume"
-              + (f" (checkpoint {checkpoint})" if checkpoint else " (no --out, nothing saved)"))
-    if s["final_test_error"] is not None:
+    if s["final_test_error"] is not None and not result.stopped_early:
         near = f" | box centre within 4 px of the digit on {s['final_near_digit']:.1%}" \
             if s.get("final_near_digit") is not None else ""
         print(f"final test error {s['final_test_error']:.2%} (best {s['best_test_error']:.2%}){near} | "
-              f"{s['batches']} batches in {s['seconds']:.0f} s (+{s['eval_seconds']:.0f} s evaluation)")
+              f"{s['batches']} batches in {s['seconds']:.0f} s ({s['eval_seconds']:.0f} s of it evaluating)")
     if s["collapse"]:
         print(f"warning: {s['collapse']}")
-    return _finish(args, "attention", attention, result, result.model, config, s)
+    return _finish(args, "attention", attention, result, s)
 
 
-def _finish(args, experiment: str, module, result, model, config, summary: dict) -> int:
-    """Save the model (--save-model, finished runs only) and the run's files (--out); 130 if interrupted."""
-    from . import pretrained
-
-    if args.save_model and not result.stopped_early:
-        summary["command"] = _command_line()
-        for path in pretrained.save(model, args.save_model, experiment, config, summary, summary["command"]):
-            print(f"wrote {path}")
-    code = _save(module.save_result, result, args.out)
-    return 130 if result.stopped_early else code
-
-
-def _command_line() -> str:
-    """The command that trains this model from scratch (a --resume that finished it is left out)."""
-    import shlex
-
-    return "python -m ashlib " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--resume")
+# ------------------------------------------------------------------ main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -323,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _interrupt_on_signals() -> None:
     """Turn SIGTERM (and SIGINT, which a shell ignores for background jobs) into KeyboardInterrupt,
-    so a run stopped by ``kill`` saves its checkpoint and curves like one stopped by Ctrl-C."""
+    so a run stopped by ``kill`` before or after its loop ends like one stopped by Ctrl-C (the
+    loop itself saves a checkpoint on either)."""
     import signal
     import threading
 
@@ -340,6 +374,8 @@ def _interrupt_on_signals() -> None:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _ARGV[:] = argv
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
@@ -352,12 +388,15 @@ def main(argv=None) -> int:
 
             check_device(args.device)  # before any data is loaded or any model trained
         return args.run(args)
-    except ValueError as error:  # bad settings: say what was wrong without a traceback
+    except ValueError as error:  # bad settings or a damaged file: say what was wrong without a traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a file could not be read or written
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # before the first batch or after the last: nothing to resume
+        print("interrupted outside the training loop; nothing was saved", file=sys.stderr)
+        return 130
     finally:
         _restore_signal_handlers(previous)
 
@@ -376,3 +415,4 @@ def _restore_signal_handlers(handlers: dict) -> None:
         for s, handler in handlers.items():
             if handler is not None:
                 signal.signal(s, handler)
+

@@ -257,6 +257,22 @@ def _restore(state: dict, generators: dict) -> None:
         g.set_state(state["generators"][name])
 
 
+def _mark(model, generators: dict, cuda: bool) -> tuple:
+    """The state at a batch boundary that the next batch or evaluation may change before it ends:
+    every random generator and the model's buffers (batch-norm statistics, a moving-average
+    baseline), which a forward pass updates."""
+    return _capture(generators, cuda), [b.detach().clone() for b in model.buffers()]
+
+
+def _rewind(mark: tuple, model, generators: dict) -> None:
+    """Back to ``mark``: the unfinished batch or evaluation never happened."""
+    rng, buffers = mark
+    _restore(rng, generators)
+    with torch.no_grad():
+        for b, saved in zip(model.buffers(), buffers):
+            b.copy_(saved)
+
+
 # ------------------------------------------------------------------ signals
 
 
@@ -400,7 +416,7 @@ def run(config, plan: Plan, result: Result, *, progress: bool = True, out=None, 
             c.on_start(state)
     model.train()
     with signals:
-        boundary = _capture(plan.generators, cuda)
+        boundary = _mark(model, plan.generators, cuda)
         try:
             bar = _bar(plan, state.step, progress)
             stop = finished
@@ -418,7 +434,7 @@ def run(config, plan: Plan, result: Result, *, progress: bool = True, out=None, 
                     optimiser.zero_grad()
                     value.backward()
                 except KeyboardInterrupt:
-                    _restore(boundary, plan.generators)  # the unfinished batch never happened
+                    _rewind(boundary, model, plan.generators)  # the unfinished batch never happened
                     optimiser.zero_grad()
                     raise
                 with signals.deferred():
@@ -427,7 +443,7 @@ def run(config, plan: Plan, result: Result, *, progress: bool = True, out=None, 
                     state.step = step + 1
                     if plan.after_batch is not None:
                         plan.after_batch(state)
-                    boundary = _capture(plan.generators, cuda)
+                    boundary = _mark(model, plan.generators, cuda)
                 bar.update()
                 for c in callbacks:
                     if hasattr(c, "on_batch"):
@@ -446,7 +462,7 @@ def run(config, plan: Plan, result: Result, *, progress: bool = True, out=None, 
                 save(True)
         except KeyboardInterrupt as interrupt:
             with signals.deferred():
-                _restore(boundary, plan.generators)
+                _rewind(boundary, model, plan.generators)
                 model.train()
                 result.seconds += time.perf_counter() - tick
                 tick = time.perf_counter()
@@ -470,21 +486,21 @@ def _bar(plan: Plan, initial: int, progress: bool):
 
 
 def _evaluate(plan: Plan, state: State, callbacks, bar, signals, boundary):
-    """Evaluate at ``state.step``: (stop?, the random state after it). An interrupt inside
-    restores ``boundary`` and leaves no trace (the resumed run evaluates here again)."""
+    """Evaluate at ``state.step``: (stop?, the boundary after it). An interrupt inside rewinds to
+    ``boundary`` and leaves no trace (the resumed run evaluates here again)."""
     result = state.result
     start = time.perf_counter()
     try:
         metrics = plan.evaluate(state)
     except KeyboardInterrupt:
-        _restore(boundary, plan.generators)
+        _rewind(boundary, state.model, plan.generators)
         state.model.train()
         raise
     with signals.deferred():
         state.model.train()
         result.evaluations.append({"step": state.step, **metrics})
         result.eval_seconds += time.perf_counter() - start
-        boundary = _capture(plan.generators, state.device.type == "cuda")
+        boundary = _mark(state.model, plan.generators, state.device.type == "cuda")
     if plan.postfix is not None:
         bar.set_postfix(**plan.postfix(metrics))
     stop = bool(plan.stop(state, metrics)) if plan.stop is not None else False
