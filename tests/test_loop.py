@@ -241,17 +241,20 @@ def test_a_killed_cli_run_saves_a_resumable_checkpoint(tmp_path):
     for signum in (signal.SIGTERM, signal.SIGINT):
         out = tmp_path / signum.name
         process = subprocess.Popen([sys.executable, "-m", "ashlib", "identity", "--size", "8", "--iterations",
-                                    "1000000", "--out", str(out), "--checkpoint-every", "0"],
+                                    "1000000", "--out", str(out), "--checkpoint-every", "5"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        assert process.stdout.readline().startswith("identity n=8")  # printed just before the loop starts
-        time.sleep(1.0)
+        deadline = time.monotonic() + 60
+        while not (out / loop.CHECKPOINT).exists() and time.monotonic() < deadline:  # the loop is running
+            time.sleep(0.05)
+        time.sleep(0.2)
         process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=60)
         assert process.returncode == 130, stderr
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in stderr and "--resume" in lines[0], stderr
         state = loop.read_checkpoint(out / loop.CHECKPOINT)
-        assert 0 < state["step"] == len(state["result"]["losses"]) < 1_000_000
+        assert 5 <= state["step"] == len(state["result"]["losses"]) < 1_000_000
+        assert f"after {state['step']:,} of 1,000,000 batches" in lines[0]
 
 
 # ------------------------------------------------------------------ 3: never overwrite another run
