@@ -33,7 +33,7 @@ def test_rounded_matrix_uses_rounded_means_and_values():
     expected = torch.zeros(4, 4)
     expected[2, 3], expected[3, 3] = 2.0, -1.0
     assert torch.equal(W, expected)
-    assert evaluate(layer, 100, torch.Generator().manual_seed(0))[1] == 0.25
+    assert evaluate(layer, IdentityConfig(n=4, eval_samples=100), torch.Generator().manual_seed(0))["diagonal"] == 0.25
 
 
 def test_config_takes_the_papers_settings(monkeypatch):

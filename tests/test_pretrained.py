@@ -19,7 +19,7 @@ def test_save_and_load_round_trip(tmp_path):
     model = attention.build_model(config)
     model.set_input_statistics(torch.rand(4, 1, 28, 28))
     paths = pretrained.save(model, tmp_path / "m", "attention", config, {"final_test_error": 0.5}, "python -m x")
-    assert [p.name for p in paths] == ["m.pt", "m.json"]
+    assert [p.name for p in paths] == ["m.pt", "m.json"]  # no curve without evaluations
     loaded = pretrained.load_file(tmp_path / "m.json")
     assert not loaded.training and loaded.config == config
     assert loaded.summary["final_test_error"] == 0.5 and loaded.summary["command"] == "python -m x"
@@ -27,6 +27,40 @@ def test_save_and_load_round_trip(tmp_path):
         torch.testing.assert_close(loaded.state_dict()[key], value, atol=1e-3, rtol=1e-3)
     x = torch.rand(3, 1, 28, 28)
     torch.testing.assert_close(loaded(x), model.eval()(x), atol=2e-2, rtol=2e-2)
+
+
+def test_old_records_with_settings_that_left_still_load_and_others_are_refused(tmp_path):
+    """A record written when SortingConfig still had ``neighbours`` etc. loads if they sit at their
+    old defaults; one that turned such a setting on is refused, naming it."""
+    config = sorting.SortingConfig(n=4, width=0.25)
+    paths = pretrained.save(sorting.build_model(config), tmp_path / "k", "sorting", config, {}, "cmd")
+    record = json.loads(paths[1].read_text())
+    record["config"].update(neighbours=False, C_final=None, key_network="conv", start_from=None)
+    paths[1].write_text(json.dumps(record))
+    assert pretrained.load_file(tmp_path / "k").config == config
+    record["config"]["neighbours"] = True
+    paths[1].write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="neighbours=True"):
+        pretrained.load_file(tmp_path / "k")
+
+
+def test_curves_of_every_shipped_model_that_has_one():
+    for name in pretrained.names():
+        if not (pretrained.folder() / f"{name}.curves.csv").is_file():
+            continue
+        curve = pretrained.curves(name)
+        assert list(curve)[0] == "step" and len(curve["step"]) >= 1
+
+
+def test_identity_models_save_and_load(tmp_path):
+    from ashlib.experiments import identity
+
+    config = identity.IdentityConfig(n=4, iterations=5)
+    result = identity.train(config, progress=False)
+    paths = pretrained.save(result.model, tmp_path / "i", "identity", config, {}, "cmd", result.evaluations)
+    assert [p.name for p in paths] == ["i.pt", "i.json", "i.curves.csv"]
+    layer = pretrained.load_file(tmp_path / "i")
+    assert layer.config == config and torch.equal(layer.means, result.model.means.half().float())
 
 
 def test_a_damaged_file_is_refused(tmp_path):
@@ -72,8 +106,7 @@ def test_attention_models_score_what_they_recorded(name):
     config = model.config
     subset = attention.AttentionConfig(**{**vars(config), "test_size": 1000, "source": "offline"})
     data = attention.load_data(subset)
-    scores = attention.evaluate(model, data.test_images, data.test_labels, data.test_digit_centres,
-                                seed=config.seed)
+    scores = attention.evaluate(model, subset, data)
     recorded = model.summary["final_test_error"]
     assert abs(scores["test_error"] - recorded) <= _tolerance(recorded, 1000), (scores, recorded)
     if "final_near_digit" in model.summary and model.summary["final_near_digit"] is not None:
@@ -85,9 +118,8 @@ def test_sorting_models_score_what_they_recorded(name):
     if name not in pretrained.names():
         pytest.fail(f"{name} is not shipped")
     model = pretrained.load(name)
-    config = sorting.SortingConfig(**{**vars(model.config), "source": "offline"})
-    _, make_test = sorting.make_tasks(config)
-    error, _ = sorting.evaluate(model, make_test(), 1000)
+    config = sorting.SortingConfig(**{**vars(model.config), "source": "offline", "eval_instances": 1000})
+    error = sorting.evaluate(model, config)["error"]
     recorded = model.summary["final_error"]
     assert abs(error - recorded) <= _tolerance(recorded, 1000), (error, recorded)
 

@@ -38,8 +38,8 @@ def test_identity_snapshot_widget_counts_the_diagonal():
 
     config = IdentityConfig(n=4, iterations=10)
     means = torch.tensor([[0.2, 0.1], [1.0, 1.4], [2.6, 1.2], [3.0, 3.0]])  # rounds: (0,0) (1,1) (3,1) (3,3)
-    result = IdentityResult(config=config, losses=[1.0, 0.5], eval_iterations=[2], eval_mse=[0.0],
-                            eval_diagonal=[0.75], snapshots=[(1, means, torch.full((4, 2), 0.3))])
+    result = IdentityResult(config=config, losses=[1.0, 0.5], evaluations=[{"step": 2, "eval_mse": 0.0, "diagonal": 0.75}],
+                            extra={"snapshots": [(1, means, torch.full((4, 2), 0.3))]})
     fig, on_diagonal = draw_identity_snapshot(result, 0)
     plt.close(fig)
     assert on_diagonal == 3

@@ -275,13 +275,13 @@ def scores(model, images, labels, digit_centres=None, batch_size: int = 500, dev
     if has_boxes:
         c = torch.cat(corners).double()
         first = c[:, 0]
-        out.update(box_size=float(((first[:, 2] - first[:, 0]).abs() + (first[:, 3] - first[:, 1]).abs()).mean() / 2),
-                   box_spread=box_spread(c) if len(c) > 1 else 0.0, collapsed=check_collapse(c),
-                   saturation=float(model.saturation))
         if digit_centres is not None:
             distance = centre_distances(c, digit_centres)
             out.update(near_digit=float((distance <= NEAR_PIXELS).double().mean()),
                        centre_distance=float(distance.mean()))
+        out.update(box_size=float(((first[:, 2] - first[:, 0]).abs() + (first[:, 3] - first[:, 1]).abs()).mean() / 2),
+                   box_spread=box_spread(c) if len(c) > 1 else 0.0, collapsed=check_collapse(c),
+                   saturation=float(model.saturation))
     return out
 
 
