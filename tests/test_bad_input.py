@@ -233,7 +233,7 @@ def _glimpse(in_size=(20, 20), glimpse_size=4, **kw):
 
 
 def _source(**kw):
-    return attention.SourceNetwork(1, 1, (16, 16), hidden=8, **kw)
+    return attention.SourceNetwork(1, 1, (16, 16), **{"hidden": 8, **kw})
 
 
 def _reinforce_forward(**kw):
@@ -450,6 +450,38 @@ BAD_SETTINGS = [
     ("AttentionConfig", dict(source="web"), "source"),
     ("AttentionConfig", dict(device="gpu0"), "device"),
     ("AttentionConfig", dict(seed=-1), "seed"),
+    # moved from scripts/probe_bad_input.py (issue 28)
+    ("IdentityConfig", dict(n="8"), "n"),
+    ("IdentityConfig", dict(n=8.0), "n"),
+    ("IdentityConfig", dict(n=True), "n"),
+    ("IdentityConfig", dict(n=8, baseline="median"), "baseline"),
+    ("IdentityConfig", dict(n=8, values_init="zeros"), "values_init"),
+    ("IdentityConfig", dict(n=8, values_lr_scale=0), "values_lr_scale"),
+    ("IdentityConfig", dict(n=8, lr="0.01"), "lr"),
+    ("IdentityConfig", dict(n=8, lr=True), "lr"),
+    ("IdentityConfig", dict(n=8, iterations=0), "iterations"),
+    ("IdentityConfig", dict(n=8, batch_size=0), "batch_size"),
+    ("IdentityConfig", dict(n=8, chunk_size=3), "chunk_size"),
+    ("IdentityConfig", dict(n=8, eval_every=-1), "eval_every"),
+    ("SortingConfig", dict(n=1), "n"),
+    ("SortingConfig", dict(n="4"), "n"),
+    ("SortingConfig", dict(method="bubblesort"), "method"),
+    ("SortingConfig", dict(tau=-1.0), "tau"),
+    ("SortingConfig", dict(lr=float("nan")), "lr"),
+    ("SortingConfig", dict(lr=True), "lr"),
+    ("SortingConfig", dict(samples=True), "samples"),
+    ("SortingConfig", dict(local=True), "local"),
+    ("SortingConfig", dict(width=0.0), "width"),
+    ("SortingConfig", dict(eval_instances=0), "eval_instances"),
+    ("SortingConfig", dict(eval_every=0), "eval_every"),
+    ("AttentionConfig", dict(box_param="centre"), "box_param"),
+    ("AttentionConfig", dict(scale_range=(0.6, 0.2)), "scale_range"),
+    ("AttentionConfig", dict(n_glimpses=0), "n_glimpses"),
+    ("AttentionConfig", dict(canvas="100"), "canvas"),
+    ("AttentionConfig", dict(batch_size=True), "batch_size"),
+    ("AttentionConfig", dict(train_size=True), "train_size"),
+    ("AttentionConfig", dict(lr=-1.0), "lr"),
+    ("AttentionConfig", dict(source_lr="1e-3"), "source_lr"),
 ]
 
 
@@ -517,3 +549,265 @@ def test_cli_refuses_a_negative_checkpoint_interval_before_training(tmp_path, ca
                  "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2 and "checkpoint_every must be" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ moved from scripts/probe_bad_input.py (issue 28)
+# The probe's cases that no test covered (same class of input, same entry point, same outcome), one line each:
+# (entry point, case, call, exception type, regex of the message). Cases the probe found "wrong" are issue 31's.
+
+_GEN = torch.Generator
+
+
+def _means(b=2, k=3, r=2, dtype=torch.float32):
+    return (torch.rand(b, k, r, generator=_GEN().manual_seed(1), dtype=torch.float64) * 7).to(dtype)
+
+
+def _sample(means=None, sigmas=None, shape=(8, 8), **kw):
+    means = _means() if means is None else means
+    sigmas = (torch.ones_like(means) if torch.is_tensor(means) else torch.ones(2, 3, 2)) if sigmas is None else sigmas
+    args = dict(a_local=2, a_global=2, region=3, generator=_GEN().manual_seed(0))
+    args.update(kw)
+    return ashlib.sample(means, sigmas, shape, **args)
+
+
+def _contract_args():
+    g = _GEN().manual_seed(3)
+    indices = torch.stack([torch.randint(0, 3, (2, 5), generator=g), torch.randint(0, 4, (2, 5), generator=g)], -1)
+    return indices, torch.randn(2, 5, generator=g), torch.randn(2, 4, generator=g)
+
+
+_I, _V, _X = _contract_args()
+
+
+def _contract(indices=None, values=None, x=None, out_shape=(3,), **kw):
+    return ashlib.contract(_I if indices is None else indices, _V if values is None else values,
+                           _X if x is None else x, out_shape, **kw)
+
+
+def _layer(**kw):
+    args = dict(in_shape=4, out_shape=3, k=4, a_local=1, a_global=1, region=2)
+    args.update(kw)
+    return ashlib.SparseLayer(args.pop("in_shape"), args.pop("out_shape"), args.pop("k"), **args)
+
+
+def _layer_with_nan(name):
+    layer = _layer()
+    with torch.no_grad():
+        getattr(layer, name).view(-1)[0] = float("nan")
+    return layer
+
+
+def _hyper_source(means=None, sigmas=None, values=None):
+    def source(x):
+        b = x.shape[0]
+        return (torch.zeros(b, 4, 2) if means is None else means(b), torch.zeros(b, 4) if sigmas is None else sigmas(b),
+                torch.ones(b, 4) if values is None else values(b))
+    return source
+
+
+def _hyper(source, **kw):
+    return ashlib.HyperLayer(4, 3, 4, source, a_local=1, a_global=1, region=2, **kw)
+
+
+def _reinforce(**kw):
+    return ashlib.ReinforceLayer(4, 4, kw.pop("k", 4), **kw)
+
+
+def _surrogate_of(losses, baseline="moving_average", b=3):
+    layer = _reinforce(fix_values=True, baseline=baseline)
+    x = torch.randn(b, 4)
+    y = layer(x)
+    return layer.surrogate_loss(losses(y, x))
+
+
+def _mse(y, x):
+    return (y - x).pow(2).mean(1)
+
+
+_SPACED = torch.tensor([[3.0, -1.0, 7.0, 0.0], [1.0, 5.0, -4.0, 2.0]])
+
+
+def _qs(keys=_SPACED, items=None, **kw):
+    items = torch.rand(keys.shape[0], keys.shape[1], 3) if items is None else items
+    return ashlib.quicksort(keys, items, generator=_GEN().manual_seed(0), **kw)
+
+
+_IMAGES = torch.rand(2, 1, 20, 20, generator=_GEN().manual_seed(1))
+_BOXES = torch.randn(2, 1, 4, generator=_GEN().manual_seed(2))
+
+
+def _classifier(**kw):
+    args = dict(in_size=(20, 20), glimpse_size=4, source_hidden=8, hidden=8, a_local=2, a_global=2, region=(5, 5))
+    args.update(kw)
+    return attention.GlimpseClassifier(**args)
+
+
+def _check(answer):
+    return exercises.check(answer, quiet=True)
+
+
+def _named(name, body):
+    body.__name__ = name
+    return body
+
+
+def _user_digits(n, dtype=torch.uint8):
+    return torch.zeros(n, 28, 28, dtype=dtype), torch.zeros(n, dtype=torch.long)
+
+
+MOVED_REFUSALS = [
+    # ashlib.sample
+    ("sample", "means a list", lambda: _sample(_means().tolist()), ValueError, "means and sigmas must be torch tensors"),
+    ("sample", "sigmas a numpy array", lambda: _sample(sigmas=torch.ones(2, 3, 2).numpy()), ValueError,
+     "must be torch tensors"),
+    ("sample", "means None", lambda: ashlib.sample(None, torch.ones(2, 3, 2), (8, 8), a_local=2,
+                                                            a_global=2, region=3), ValueError, "must be torch tensors"),
+    ("sample", "shape None", lambda: _sample(shape=None), ValueError, "shape must be a sequence"),
+    ("sample", "shape ('8', '8')", lambda: _sample(shape=("8", "8")), ValueError, "shape must contain positive ints"),
+    ("sample", "shape (0, 8)", lambda: _sample(shape=(0, 8)), ValueError, "shape must contain positive ints"),
+    ("sample", "shape (-8, 8)", lambda: _sample(shape=(-8, 8)), ValueError, "shape must contain positive ints"),
+    ("sample", "a_local 2.0", lambda: _sample(a_local=2.0), ValueError, "a_local must be a non-negative int"),
+    ("sample", "a_local -1", lambda: _sample(a_local=-1), ValueError, "a_local must be a non-negative int"),
+    ("sample", "a_global '2'", lambda: _sample(a_global="2"), ValueError, "a_global must be a non-negative int"),
+    ("sample", "sigmas (b, k, 1)", lambda: _sample(sigmas=torch.ones(2, 3, 1)), ValueError, "sigmas must match means"),
+    ("sample", "region with 3 sizes for a 2-d W", lambda: _sample(region=(2, 2, 2)), ValueError,
+     "region must have one size per dimension"),
+    *[("sample", f"means {dtype}", lambda dtype=dtype: _sample(torch.ones(2, 3, 2, dtype=dtype), torch.ones(2, 3, 2)),
+       ValueError, "means and sigmas must be floating point") for dtype in (torch.int64, torch.bool, torch.complex64)],
+    ("sample", "one pool of k = 4096 for b = 4 (4 GiB)", lambda: _sample(torch.rand(4, 4096, 2) * 7, torch.ones(4, 4096, 2),
+                                                                         chunk_size=None), ValueError, "chunk_size"),
+    # ashlib.contract
+    ("contract", "indices a list", lambda: _contract(_I.tolist()), ValueError, "indices must be an integer tensor"),
+    ("contract", "values a list", lambda: _contract(values=_V.tolist()), ValueError, "values must have shape"),
+    ("contract", "x a numpy array", lambda: _contract(x=_X.numpy()), ValueError, r"\bx must be a floating point tensor"),
+    *[("contract", f"x {dtype}", lambda dtype=dtype: _contract(values=_V.to(dtype), x=_X.to(dtype)), ValueError,
+       r"\bx must be a floating point tensor") for dtype in (torch.int64, torch.complex64)],
+    ("contract", "out_shape None", lambda: _contract(out_shape=None), ValueError, "out_shape must be a sequence"),
+    ("contract", "out_shape '3'", lambda: _contract(out_shape="3"), ValueError, "out_shape must be a sequence"),
+    ("contract", "out_shape (0,)", lambda: _contract(out_shape=(0,)), ValueError, "out_shape must contain positive ints"),
+    ("contract", "out_shape ()", lambda: _contract(out_shape=()), ValueError, "out_shape must have at least one dimension"),
+    *[("contract", f"feature_dims {v!r}", lambda v=v: _contract(feature_dims=v), ValueError,
+       "feature_dims must be a non-negative int") for v in (1.0, "0", -1)],
+    ("contract.to_dense", "tuples of 3 for a 2-d shape", lambda: to_dense(torch.zeros(3, 3, dtype=torch.long), torch.ones(3),
+                                                                           (3, 2)), ValueError, r"indices must be .* \(m, 2\)"),
+    # SparseLayer
+    ("SparseLayer", "in_shape 0", lambda: _layer(in_shape=0), ValueError, "in_shape must contain positive ints"),
+    ("SparseLayer", "in_shape 4.5", lambda: _layer(in_shape=4.5), ValueError, "in_shape must be a sequence"),
+    ("SparseLayer", "in_shape '4'", lambda: _layer(in_shape="4"), ValueError, "in_shape must be a sequence"),
+    ("SparseLayer", "out_shape -3", lambda: _layer(out_shape=-3), ValueError, "out_shape must contain positive ints"),
+    ("SparseLayer", "k 4.0", lambda: _layer(k=4.0), ValueError, r"^k \(the number of Gaussians\) must be an int"),
+    ("SparseLayer", "k '4'", lambda: _layer(k="4"), ValueError, r"^k \(the number of Gaussians\) must be an int"),
+    ("SparseLayer", "a_local=True", lambda: _layer(a_local=True), ValueError, "a_local must be a non-negative int"),
+    ("SparseLayer", "a_global -1", lambda: _layer(a_global=-1), ValueError, "a_global must be a non-negative int"),
+    ("SparseLayer", "region 2.5", lambda: _layer(region=2.5), ValueError, "region must be an int"),
+    ("SparseLayer", "input a list", lambda: _layer()(_X.tolist()), ValueError, "input must have shape"),
+    ("SparseLayer", "input 1-d", lambda: _layer()(torch.randn(4)), ValueError, "input must have shape"),
+    *[("SparseLayer", f"input {dtype}", lambda dtype=dtype: _layer()(torch.ones(2, 4, dtype=dtype)), ValueError,
+       r"\bx must be a floating point tensor") for dtype in (torch.int64, torch.bool, torch.complex64)],
+    ("SparseLayer", "a NaN value parameter", lambda: _layer_with_nan("values")(_X), ValueError, "values contain NaN or inf"),
+    ("SparseLayer", "generator=42", lambda: _layer()(_X, generator=42), ValueError, "generator must be None or a torch"),
+    ("HyperLayer", "source values (b, k, 1)", lambda: _hyper(_hyper_source(values=lambda b: torch.ones(b, 4, 1)))(_X),
+     ValueError, r"values must have shape \(2, 4\)"),
+    ("HyperLayer", "source gives inf values",
+     lambda: _hyper(_hyper_source(values=lambda b: torch.full((b, 4), float("inf"))))(_X), ValueError,
+     "values contain NaN or inf"),
+    # ReinforceLayer
+    ("ReinforceLayer", "k 0", lambda: _reinforce(k=0), ValueError, r"^k \(the number of Gaussians\) must be an int >= 1"),
+    ("ReinforceLayer", "min_sigma 0", lambda: _reinforce(min_sigma=0), ValueError, "min_sigma must be a finite number > 0"),
+    ("ReinforceLayer", "decay 1.0", lambda: _reinforce(decay=1.0), ValueError, r"decay must be a number in \[0, 1\)"),
+    ("ReinforceLayer", "decay NaN", lambda: _reinforce(decay=float("nan")), ValueError, r"decay must be a number in \[0, 1\)"),
+    ("ReinforceLayer", "input int64", lambda: _reinforce()(torch.ones(3, 4, dtype=torch.long)), ValueError,
+     r"\bx must be a floating point tensor"),
+    ("ReinforceLayer", "points (b, k, r + 1)", lambda: _reinforce()(torch.randn(3, 4), points=torch.zeros(3, 4, 3)),
+     ValueError, r"points must have shape \(3, 4, 2\)"),
+    ("ReinforceLayer", "losses a list", lambda: _surrogate_of(lambda y, x: _mse(y, x).tolist()), ValueError,
+     "losses must have one entry per instance"),
+    ("ReinforceLayer", "leave_one_out with b = 1", lambda: _surrogate_of(_mse, "leave_one_out", b=1), ValueError,
+     "leave-one-out baseline needs a batch of at least 2"),
+    # quicksort
+    ("quicksort", "n = 1", lambda: _qs(_SPACED[:, :1]), ValueError, "need at least 2 items to sort, got 1"),
+    ("quicksort", "n = 0", lambda: _qs(torch.zeros(2, 0)), ValueError, "need at least 2 items to sort, got 0"),
+    *[("quicksort", f"samples {v!r}", lambda v=v: _qs(samples=v), ValueError, "samples must be a non-negative int")
+      for v in (-1, "4", 2.5)],
+    ("quicksort", "local=True", lambda: _qs(local=True), ValueError, "local must be a non-negative int"),
+    # SparseGlimpse, BilinearGlimpse, the attention models and helpers
+    ("SparseGlimpse", "in_size '20'", lambda: _glimpse(in_size="20"), ValueError, "in_size must be a sequence"),
+    ("SparseGlimpse", "in_size (0, 20)", lambda: _glimpse(in_size=(0, 20)), ValueError, "in_size must contain positive ints"),
+    ("SparseGlimpse", "in_size (20.5, 20)", lambda: _glimpse(in_size=(20.5, 20)), ValueError,
+     "in_size must contain positive ints"),
+    ("SparseGlimpse", "glimpse_size 2.5", lambda: _glimpse(glimpse_size=2.5), ValueError, "glimpse_size must be an int >= 1"),
+    ("SparseGlimpse", "glimpse_size True", lambda: _glimpse(glimpse_size=True), ValueError,
+     "glimpse_size must be an int >= 1"),
+    ("SparseGlimpse", "region (2.5, 2)", lambda: _glimpse(region=(2.5, 2)), ValueError, "region must be an int"),
+    ("SparseGlimpse", "box_param 'centre'", lambda: _glimpse(box_param="centre"), ValueError, "box_param must be one of"),
+    ("SparseGlimpse", "scale_range (0.6, 0.2)", lambda: _glimpse(box_param="centre_scale", scale_range=(0.6, 0.2)),
+     ValueError, r"scale_range must be \(min, max\)"),
+    ("SparseGlimpse", "images a list", lambda: _glimpse()(_IMAGES.tolist(), _BOXES), ValueError, "images must have shape"),
+    ("SourceNetwork", "hidden 0", lambda: _source(hidden=0), ValueError, "hidden must be an int >= 1"),
+    ("SourceNetwork", "init 'xavier'", lambda: _source(init="xavier"), ValueError, "init must be one of"),
+    ("SourceNetwork", "set_input_statistics on constant images",
+     lambda: _source().set_input_statistics(torch.ones(4, 1, 16, 16)), ValueError, "zero variance"),
+    ("ConvNetBaseline", "n_classes 0", lambda: attention.ConvNetBaseline(in_size=(16, 16), hidden=8, n_classes=0),
+     ValueError, "n_classes must be an int >= 1"),
+    ("ConvNetBaseline", "in_channels=True", lambda: attention.ConvNetBaseline(in_size=(16, 16), hidden=8, in_channels=True),
+     ValueError, "in_channels must be an int >= 1"),
+    ("GlimpseClassifier", "head 'rnn'", lambda: _classifier(head="rnn"), ValueError, "head must be one of"),
+    ("GlimpseClassifier", "head 'conv' with glimpse_size 2", lambda: _classifier(head="conv", glimpse_size=2), ValueError,
+     "glimpse_size must be at least"),
+    ("GlimpseClassifier", "init_box with a custom source",
+     lambda: _classifier(source=torch.nn.Identity(), init_box=(0.2, 0.2, 0.8, 0.8)), ValueError,
+     "init_box applies to the default source network"),
+    ("SpatialTransformerClassifier", "box_param 'corner'", lambda: attention.SpatialTransformerClassifier(
+        in_size=(20, 20), glimpse_size=4, source_hidden=8, hidden=8, box_param="corner"), ValueError,
+     "box_param must be one of"),
+    ("glimpse_means", "s = 0", lambda: attention.glimpse_means(torch.zeros(2, 1, 4), 0), ValueError,
+     "glimpse_size must be an int >= 1"),
+    ("box_spread", "one image", lambda: attention.box_spread(torch.zeros(1, 1, 4)), ValueError,
+     r"corners must have shape \(batch >= 2"),
+    ("check_collapse", "corners (b, 3)", lambda: attention.check_collapse(torch.zeros(2, 3)), ValueError,
+     r"corners must be a non-empty tensor \(\.\.\., 4\)"),
+    ("raw_start_box", "a fraction 1.2", lambda: attention.raw_start_box((0.1, 0.1, 1.2, 0.9)), ValueError,
+     "init_box must be 4 fractions"),
+    # data
+    ("load_mnist", "split None", lambda: data_module.load_mnist(None, "offline"), ValueError,
+     "split must be 'train' or 'test', not None"),
+    ("ClutteredMNIST", "size '100'", lambda: _cluttered(size="100"), ValueError, "size must be an int"),
+    ("ClutteredMNIST", "n_distractors=True", lambda: _cluttered(n_distractors=True), ValueError, "n_distractors must be an int"),
+    ("ClutteredMNIST", "seed '0'", lambda: _cluttered(seed="0"), ValueError, "seed must be an int"),
+    ("ClutteredMNIST", "source 'web'", lambda: _cluttered(source="web"), ValueError, "source must be one of"),
+    ("ClutteredMNIST", "user digits float32", lambda: _cluttered(mnist=_user_digits(5, torch.float32)), ValueError,
+     "digit images must be uint8"),
+    ("ClutteredMNIST", "one user digit with distractors", lambda: _cluttered(mnist=_user_digits(1)), ValueError,
+     "need at least 2 source digits"),
+    *[("ClutteredMNIST", f"ds[{i!r}]", lambda i=i: _cluttered()[i], TypeError, "index must be an int")
+      for i in ("1", True, torch.tensor(1.0))],
+    ("ClutteredMNIST", "ds[4] of 4 items", lambda: _cluttered()[4], IndexError, "index 4 out of range for 4 items"),
+    ("ClutteredMNIST", "batch([100])", lambda: _cluttered().batch([100]), IndexError, r"indices must lie in \[0, 4\)"),
+    ("ClutteredMNIST", "render([0.5])", lambda: _cluttered().render([0.5]), TypeError, "indices must be integers"),
+    ("ClutteredMNIST", "layout(2.5)", lambda: _cluttered().layout(2.5), TypeError, "index must be an int"),
+    ("SortingTask", "n '4'", lambda: data_module.SortingTask("4", split="test", source="offline"), ValueError,
+     r"^n must be an int"),
+    ("SortingTask", "n=True", lambda: data_module.SortingTask(True, split="test", source="offline"), ValueError,
+     r"^n must be an int"),
+    ("SortingTask", "split 'val'", lambda: data_module.SortingTask(4, split="val", source="offline"), ValueError,
+     "split must be 'train' or 'test'"),
+    *[("SortingTask", f"sample({v!r})", lambda v=v: _sorting_task().sample(v), ValueError, "batch_size must be a positive int")
+      for v in (0, -1, 2.5, "4")],
+    # pretrained, exercises
+    ("pretrained.load", "name None", lambda: pretrained.load(None), ValueError, "no pretrained model None; available"),
+    ("pretrained.load", "device 'cuda:99'", lambda: pretrained.load("sort-softsort-n4", device="cuda:99"), ValueError,
+     "device 'cuda:99'"),
+    ("pretrained.save", "experiment 'chess'", lambda: pretrained.save(torch.nn.Linear(1, 1), "unused", "chess", None, {}, ""),
+     ValueError, "unknown experiment 'chess'"),
+    ("exercises.check", "None", lambda: _check(None), ValueError, "check.. takes an exercise function"),
+    ("exercises.check", "a name, not the function", lambda: _check("corner_tuples"), ValueError,
+     "check.. takes an exercise function"),
+    ("exercises.check", "an unknown function", lambda: _check(_named("my_answer", lambda *a: 1)), ValueError,
+     "check.. takes an exercise function"),
+]
+
+
+@pytest.mark.parametrize("entry,case,call,error,pattern", MOVED_REFUSALS, ids=[f"{e}: {c}" for e, c, *_ in MOVED_REFUSALS])
+def test_more_bad_input_is_refused_by_name(entry, case, call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()
