@@ -4,6 +4,7 @@ silent NaN or a crash deep inside. Each test states the expected behaviour indep
 import json
 import math
 import shutil
+import warnings
 
 import pytest
 import torch
@@ -811,3 +812,198 @@ MOVED_REFUSALS = [
 def test_more_bad_input_is_refused_by_name(entry, case, call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
+
+
+def _is(shape, dtype=None, finite=True):
+    """A tensor of this shape (and dtype), with no silent NaN."""
+    def check(y):
+        assert tuple(y.shape) == tuple(shape) and (dtype is None or y.dtype == dtype)
+        assert not finite or bool(torch.isfinite(y).all())
+    return check
+
+
+def _propagates(shape):
+    """NaN / inf in the input comes out in the output, as in any torch layer (documented)."""
+    def check(y):
+        assert tuple(y.shape) == tuple(shape) and not bool(torch.isfinite(y).all())
+    return check
+
+
+def _equals(expected, atol=1e-4):
+    def check(y):
+        torch.testing.assert_close(y.double(), expected.double(), atol=atol, rtol=atol, equal_nan=True)
+    return check
+
+
+def _contract_by_loop(indices, values, x, out_shape):
+    """y[b, o] = sum_j values[b, j] x[b, i] over (o, i) = indices[b, j], by a Python loop."""
+    y = torch.zeros(x.shape[0], *out_shape, dtype=torch.float64)
+    for b in range(x.shape[0]):
+        for j in range(indices.shape[1]):
+            o, i = (int(v) for v in indices[b, j])
+            y[b, o] += float(values[b, j]) * float(x[b, i])
+    return y
+
+
+def _sample_ok(b, k, shape=(8, 8), a_local=2, a_global=2, dtype=torch.float32, per_chunk=1):
+    """Tuples inside W, proportions of the right dtype that sum to 1 per Gaussian."""
+    def check(result):
+        tuples, props = result
+        S = 2 ** len(shape) + a_local + a_global
+        assert tuple(tuples.shape) == (b, k // per_chunk, per_chunk * S, len(shape))
+        assert tuple(props.shape) == (b, k, per_chunk * S) and props.dtype == dtype
+        if props.numel():
+            torch.testing.assert_close(props.double().sum(-1), torch.ones(b, k, dtype=torch.float64), atol=1e-2, rtol=0)
+            assert bool((tuples >= 0).all()) and bool((tuples < torch.tensor(shape)).all())
+    return check
+
+
+def _same_draw_as_float32(dtype, atol):
+    """The layer's output for x in another precision is its float32 output (same draw), in that precision."""
+    def run():
+        torch.manual_seed(0)
+        layer = _layer()
+        return layer(_X.to(dtype), generator=_GEN().manual_seed(9)), layer(_X, generator=_GEN().manual_seed(9))
+
+    def check(pair):
+        assert pair[0].dtype == dtype
+        _equals(pair[1], atol)(pair[0])
+    return run, check
+
+
+def _permutation_rows(keys):
+    """A relaxed sorting matrix: rows are distributions whose argmax is the sorting permutation."""
+    def check(P):
+        assert tuple(P.shape) == (keys.shape[0], keys.shape[1], keys.shape[1])
+        if P.numel():
+            torch.testing.assert_close(P.double().sum(-1), torch.ones(P.shape[:2], dtype=torch.float64), atol=1e-2, rtol=0)
+            assert torch.equal(P.argmax(-1), keys.float().argsort(1))
+    return check
+
+
+def _hyper_against_float32(**parts):
+    x = torch.randn(2, 4)
+    return lambda: (_hyper(_hyper_source(**parts))(x, generator=_GEN().manual_seed(5)),
+                    _hyper(_hyper_source())(x, generator=_GEN().manual_seed(5)))
+
+
+def _clamped_points():
+    x = torch.randn(3, 4)
+    expected = torch.zeros(3, 4)
+    expected[:, 3] = 4 * x[:, 3]  # every point rounds past the end, onto W[3, 3]: four unit values there
+    return _reinforce(fix_values=True)(x, points=torch.full((3, 4, 2), 100.0)), expected
+
+
+_NAN_V = _V.index_fill(1, torch.tensor([0]), float("nan"))
+_EQUAL_KEYS_ITEMS = torch.rand(2, 4, 3, generator=_GEN().manual_seed(1))
+_BIG_KEYS = torch.randn(2, 1024, generator=_GEN().manual_seed(2)).sort(1).values.flip(1) * 1e3  # spaced, descending
+_KEYS2 = torch.tensor([[0.3, -2.0, 1.5, 0.9], [4.0, 1.0, 2.0, 3.0]])
+_REPEATS = (torch.tensor([[3, 1, 3, 3, 2, 1]]), torch.tensor([[False, False, True, True, False, True]]))
+
+MOVED_RESULTS = [
+    # ashlib.sample: other precisions, extreme sigmas, empty batch, edge sizes
+    ("sample", "means and sigmas bfloat16", lambda: _sample(_means(dtype=torch.bfloat16)), _sample_ok(2, 3, dtype=torch.bfloat16)),
+    ("sample", "float32 means, float64 sigmas", lambda: _sample(_means(), torch.ones(2, 3, 2, dtype=torch.float64)),
+     _sample_ok(2, 3)),
+    ("sample", "sigma 1e6 (very wide)", lambda: _sample(sigmas=torch.full((2, 3, 2), 1e6)), _sample_ok(2, 3)),
+    ("sample", "b = 0", lambda: _sample(torch.zeros(0, 3, 2)), _sample_ok(0, 3)),
+    ("sample", "a_local = a_global = 0", lambda: _sample(a_local=0, a_global=0), _sample_ok(2, 3, a_local=0, a_global=0)),
+    ("sample", "W with a dimension of size 1", lambda: _sample(torch.zeros(2, 3, 2), shape=(1, 8), region=1),
+     _sample_ok(2, 3, shape=(1, 8))),
+    ("sample", "W of 2^31 x 2^31 (global draws reach every index)", lambda: _sample(shape=(2**31, 2**31)),
+     _sample_ok(2, 3, shape=(2**31, 2**31))),
+    # ashlib.contract against a loop; NaN / inf propagate as in torch
+    ("contract", "indices int32", lambda: _contract(_I.int()), _equals(_contract_by_loop(_I, _V, _X, (3,)))),
+    ("contract", "values and x float16", lambda: _contract(values=_V.half(), x=_X.half()),
+     _equals(_contract_by_loop(_I, _V.half(), _X.half(), (3,)), 1e-2)),
+    ("contract", "values and x bfloat16", lambda: _contract(values=_V.bfloat16(), x=_X.bfloat16()),
+     _equals(_contract_by_loop(_I, _V.bfloat16(), _X.bfloat16(), (3,)), 5e-2)),
+    ("contract", "a NaN value (propagates)", lambda: _contract(values=_NAN_V), _equals(_contract_by_loop(_I, _NAN_V, _X, (3,)))),
+    ("contract", "an inf in x (propagates)", lambda: _contract(x=_X.index_fill(1, torch.tensor([2]), float("inf"))),
+     _propagates((2, 3))),
+    ("contract", "m = 0 tuples", lambda: _contract(torch.zeros(2, 0, 2, dtype=torch.long), torch.zeros(2, 0)),
+     _equals(torch.zeros(2, 3))),
+    ("contract.to_dense", "repeated tuples add up", lambda: to_dense(torch.tensor([[0, 1], [2, 0], [0, 1]]),
+                                                                      torch.tensor([1.0, 2.0, 3.0]), (3, 2)),
+     _equals(torch.tensor([[0.0, 4.0], [0.0, 0.0], [2.0, 0.0]]))),
+    ("contract.to_dense", "no tuples", lambda: to_dense(torch.zeros(0, 2, dtype=torch.long), torch.zeros(0), (3, 2)),
+     _equals(torch.zeros(3, 2))),
+    # ashlib.indexing
+    ("flat_index", "two tuples into (4, 5)", lambda: indexing.flat_index(torch.tensor([[1, 2], [3, 0]]), (4, 5)),
+     _equals(torch.tensor([7.0, 15.0]))),
+    ("flat_index", "no tuples", lambda: indexing.flat_index(torch.zeros(0, 2, dtype=torch.long), (4, 5)), _is((0,))),
+    ("repeat_mask", "int keys with repeats", lambda: indexing.repeat_mask(_REPEATS[0]), _equals(_REPEATS[1])),
+    ("repeat_mask", "float keys", lambda: indexing.repeat_mask(_REPEATS[0].double()), _equals(_REPEATS[1])),
+    ("repeat_mask", "bool keys", lambda: indexing.repeat_mask(torch.tensor([True, False, True, True])),
+     _equals(torch.tensor([False, False, True, True]))),
+    ("repeat_mask", "no keys", lambda: indexing.repeat_mask(torch.zeros(0, dtype=torch.long)), _is((0,))),
+    ("repeat_mask", "rows of no keys (3, 0)", lambda: indexing.repeat_mask(torch.zeros(3, 0, dtype=torch.long)), _is((3, 0))),
+    ("repeat_mask", "NaN keys are never repeats (NaN != NaN)",
+     lambda: indexing.repeat_mask(torch.tensor([float("nan"), 1.0, float("nan")])), _equals(torch.zeros(3, dtype=torch.bool))),
+    # layers
+    ("SparseLayer", "input float64 (same draw as float32)", *_same_draw_as_float32(torch.float64, 1e-5)),
+    ("SparseLayer", "input float16 (same draw as float32)", *_same_draw_as_float32(torch.float16, 2e-2)),
+    ("SparseLayer", "NaN in the input (propagates)", lambda: _layer()(torch.full((2, 4), float("nan"))), _propagates((2, 3))),
+    ("SparseLayer", "rank-2 input and output", lambda: _layer(in_shape=(2, 3), out_shape=(2, 2))(torch.randn(2, 2, 3)),
+     _is((2, 2, 2))),
+    ("HyperLayer", "a source giving (b, k, r) sigmas",
+     lambda: _hyper(_hyper_source(sigmas=lambda b: torch.zeros(b, 4, 2)))(torch.randn(2, 4)), _is((2, 3))),
+    ("HyperLayer", "source means float64, values float32 (the float32 output)",
+     _hyper_against_float32(means=lambda b: torch.zeros(b, 4, 2, dtype=torch.float64)), lambda r: _equals(r[1])(r[0])),
+    ("HyperLayer", "b = 0", lambda: _hyper(_hyper_source())(torch.zeros(0, 4)), _is((0, 3))),
+    ("ReinforceLayer", "input float64", lambda: _reinforce()(torch.randn(3, 4, dtype=torch.float64)),
+     _is((3, 4), torch.float64)),
+    ("ReinforceLayer", "points outside W are clamped into it (documented)", _clamped_points, lambda r: _equals(r[1])(r[0])),
+    # sorting
+    ("quicksort", "all keys equal: items mix, their sum is kept", lambda: _qs(torch.zeros(2, 4), _EQUAL_KEYS_ITEMS),
+     lambda r: _equals(_EQUAL_KEYS_ITEMS.sum(1), 1e-3)(r.sorted.sum(1))),
+    ("quicksort", "items (b, n) without features", lambda: _qs(_SPACED, _SPACED * 2, C=100.0),
+     lambda r: _equals((_SPACED * 2).sort(1).values, 1e-3)(r.sorted)),
+    ("quicksort", "n = 1024, samples = n (repeat check O(b a n))", lambda: _qs(_BIG_KEYS, _BIG_KEYS.unsqueeze(-1), C=10.0),
+     lambda r: _is((2, 1024, 1))(r.sorted) or float((r.sorted[:, 1:, 0] >= r.sorted[:, :-1, 0] - 1e-3).float().mean()) > 0.99),
+    *[(name, f"{dtype} keys", lambda name=name, dtype=dtype: getattr(sort_baselines, name)(_KEYS2.to(dtype), tau=0.1),
+       _permutation_rows(_KEYS2)) for name in ("neuralsort", "softsort") for dtype in (torch.float64, torch.float16)],
+    *[(name, "b = 0", lambda name=name: getattr(sort_baselines, name)(torch.zeros(0, 4)), _permutation_rows(torch.zeros(0, 4)))
+      for name in ("neuralsort", "softsort")],
+    # glimpses and the attention models
+    ("SparseGlimpse", "NaN in the images (propagates)",
+     lambda: _glimpse(region=(20, 20), a_local=60)(torch.full((2, 1, 20, 20), float("nan")), _BOXES),
+     _propagates((2, 1, 1, 4, 4))),
+    ("SparseGlimpse", "images and boxes float64", lambda: _glimpse()(_IMAGES.double(), _BOXES.double()),
+     _is((2, 1, 1, 4, 4), torch.float64)),
+    ("BilinearGlimpse", "b = 0", lambda: attention.BilinearGlimpse((20, 20), 4)(_IMAGES[:0], _BOXES[:0]), _is((0, 1, 1, 4, 4))),
+    ("SourceNetwork", "b = 0", lambda: _source()(torch.rand(0, 1, 16, 16)), _is((0, 1, 4))),
+    ("ConvNetBaseline", "b = 0", lambda: attention.ConvNetBaseline(in_size=(16, 16), hidden=8)(torch.rand(0, 1, 16, 16)),
+     _is((0, 10))),
+    ("GlimpseClassifier", "b = 0", lambda: _classifier()(_IMAGES[:0]), _is((0, 10))),
+    ("SpatialTransformerClassifier", "b = 0", lambda: attention.SpatialTransformerClassifier(
+        in_size=(20, 20), glimpse_size=4, source_hidden=8, hidden=8)(_IMAGES[:0]), _is((0, 10))),
+    # data
+    ("ClutteredMNIST", "ds[-1] is the last item", lambda: (_cluttered()[-1], _cluttered()[3]),
+     lambda r: _equals(r[1][0])(r[0][0]) or r[0][1] == r[1][1]),
+    ("ClutteredMNIST", "ds[np.int64(2)] is ds[2]", lambda: (_cluttered()[__import__("numpy").int64(2)], _cluttered()[2]),
+     lambda r: _equals(r[1][0])(r[0][0])),
+    ("ClutteredMNIST", "batch([])", lambda: _cluttered().batch([]),
+     lambda r: _is((0, 1, 40, 40))(r[0]) or _is((0,))(r[1])),
+    ("SortingConfig", "n = 5 (not a power of two: padded)", lambda: SortingConfig(n=5), lambda c: c.n == 5),
+    # exercises: a stub that is not yet right is "not yet", not an error
+    ("exercises.check", "a stub that raises", lambda: _check(_named("dense_matrix", lambda *a: 1 / 0)),
+     lambda ok: ok is False),
+    ("exercises.check", "a wrong shape", lambda: _check(_named("proportions", lambda tuples, mean, sigma: torch.zeros(1))),
+     lambda ok: ok is False),
+]
+
+
+@pytest.mark.parametrize("entry,case,call,check", MOVED_RESULTS, ids=[f"{e}: {c}" for e, c, *_ in MOVED_RESULTS])
+def test_edge_input_gives_the_documented_result(entry, case, call, check, monkeypatch):
+    monkeypatch.delenv("ASHLIB_SOLUTIONS", raising=False)  # a student's session: a wrong answer is "not yet"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = call()
+    assert check(result) is not False
+
+
+def test_offline_mnist_from_a_root_without_the_subset_uses_the_shipped_one(tmp_path):
+    images, labels, source = data_module.load_mnist("test", "offline", root=tmp_path / "empty")
+    assert images.shape == (2_000, 28, 28) and images.dtype == torch.uint8 and len(labels) == 2_000
+    assert "offline" in source
