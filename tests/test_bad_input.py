@@ -3,6 +3,7 @@ silent NaN or a crash deep inside. Each test states the expected behaviour indep
 
 import json
 import math
+import re
 import shutil
 import warnings
 
@@ -1007,3 +1008,67 @@ def test_offline_mnist_from_a_root_without_the_subset_uses_the_shipped_one(tmp_p
     images, labels, source = data_module.load_mnist("test", "offline", root=tmp_path / "empty")
     assert images.shape == (2_000, 28, 28) and images.dtype == torch.uint8 and len(labels) == 2_000
     assert "offline" in source
+
+
+_TINY_CLI = {"identity": ["--size", "4", "--iterations", "1", "--eval-every", "1"],
+             "sort": ["--iterations", "1", "--batch-size", "2", "--eval-instances", "2", "--eval-every", "1",
+                      "--source", "offline"],
+             "attention": ["--canvas", "40", "--glimpse-size", "4", "--train-size", "4", "--test-size", "4", "--epochs", "1",
+                           "--batch-size", "2", "--distractors", "0", "--source-hidden", "8", "--source", "offline"]}
+
+# (arguments, regex of the one-line error): each refused before any training, exit 2, no traceback. The run-level
+# faults (--out, --resume, checkpoints, interrupts) are the training loop's contract, tested with the loop.
+CLI_REFUSALS = [
+    (["bogus"], "invalid choice: 'bogus'"),
+    ([], "usage"),
+    (["identity", "--size", "abc"], "argument --size: invalid int value"),
+    (["identity", "--size", "1"], "n must be an int >= 2"),
+    (["identity", *_TINY_CLI["identity"], "--lr", "-1"], "lr must be a finite number > 0"),
+    (["identity", *_TINY_CLI["identity"], "--lr", "nan"], "lr must be a finite number > 0"),
+    (["identity", "--size", "4", "--iterations", "0"], "iterations must be an int >= 1"),
+    (["identity", *_TINY_CLI["identity"], "--a-local", "-1"], "a_local must be an int >= 0"),
+    (["identity", "--size", "4", "--iterations", "1", "--eval-every", "0"], "eval_every must be an int >= 1"),
+    (["identity", *_TINY_CLI["identity"], "--device", "bogus"], "not a device torch knows"),
+    (["attention", *_TINY_CLI["attention"], "--device", "bogus"], "not a device torch knows"),
+    (["identity", *_TINY_CLI["identity"], "--device", "cuda:99"], "device 'cuda:99'"),
+    (["sort", "--method", "bubble"], "argument --method: invalid choice"),
+    (["sort", "--n", "abc"], "argument --n: invalid int value"),
+    *[(["sort", "--n", n, *_TINY_CLI["sort"]], "n must be an int >= 2") for n in ("1", "-3")],
+    *[(["sort", "--C", c, *_TINY_CLI["sort"]], "C must be a finite number > 0") for c in ("0", "-1")],
+    (["sort", "--lr", "-1", *_TINY_CLI["sort"]], "lr must be a finite number > 0"),
+    (["sort", "--method", "neuralsort", "--tau", "0", *_TINY_CLI["sort"]], "tau must be a finite number > 0"),
+    (["sort", "--samples", "-1", *_TINY_CLI["sort"]], "samples must be None"),
+    (["sort", *_TINY_CLI["sort"], "--batch-size", "0"], "batch_size must be an int >= 1"),
+    (["sort", "--draws", "0", *_TINY_CLI["sort"]], "draws must be an int >= 1"),
+    (["sort", *_TINY_CLI["sort"], "--width", "0"], "width must be a finite number > 0"),
+    (["attention", *_TINY_CLI["attention"], "--glimpses", "0"], "n_glimpses must be an int >= 1"),
+    (["attention", *_TINY_CLI["attention"], "--canvas", "20"], "canvas must be at least 28"),
+    (["attention", *_TINY_CLI["attention"], "--canvas", "100", "--glimpse-size", "200"],
+     "glimpse_size 200 is larger than the canvas 100"),
+    (["attention", *_TINY_CLI["attention"], "--lr", "-1"], "lr must be a finite number > 0"),
+    (["attention", *_TINY_CLI["attention"], "--warmup", "-1"], "warmup must be an int >= 0"),
+    (["attention", *_TINY_CLI["attention"], "--distractors", "-1"], "n_distractors must be an int >= 0"),
+    (["attention", *_TINY_CLI["attention"], "--box-param", "centre_scale", "--scale-range", "0.6", "0.2"],
+     r"scale_range must be \(min, max\)"),
+    (["data", "--source", "web"], "argument --source: invalid choice: 'web'"),
+]
+
+
+def _cli_id(argv):
+    """The arguments without the tiny-run ones."""
+    tiny = _TINY_CLI.get(argv[0], []) if argv else []
+    starts = [i for i in range(len(argv)) if argv[i:i + len(tiny)] == tiny]
+    return " ".join(argv[:starts[0]] + argv[starts[0] + len(tiny):] if starts else argv) or "(none)"
+
+
+@pytest.mark.parametrize("argv,pattern", CLI_REFUSALS, ids=[_cli_id(a) for a, _ in CLI_REFUSALS])
+def test_cli_refuses_bad_settings_before_training(argv, pattern, capsys):
+    from ashlib import cli
+
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    out, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err
+    assert any(re.search(pattern, line) for line in (out + err).splitlines()), err
