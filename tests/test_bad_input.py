@@ -1,5 +1,9 @@
 """Bad input and faults (issue 13): a clear ValueError, or a documented correct result, never a
-silent NaN or a crash deep inside. Each test states the expected behaviour independently."""
+silent NaN or a crash deep inside. Each test states the expected behaviour independently.
+
+These tables replace the bad-input probe (scripts/probe_bad_input.py, 558 cases, retired in issue 28):
+every case it judged clear or correct is here or in the module's own tests. A new entry point or a new
+check adds its rows here."""
 
 import json
 import math
@@ -223,7 +227,7 @@ def test_sorting_config_checks_samples_before_training():
     assert SortingConfig(samples=0).samples == 0 and SortingConfig().samples is None
 
 
-# ------------------------------------------------------------------ the probe's table (scripts/probe_bad_input.py)
+# ------------------------------------------------------------------ the bad-input probe's table (issue 13)
 # Every case the probe found wrong and that was fixed outside the sampler, layers and contraction: the
 # exception type, and a message that names the argument. New entry points join these tables.
 
@@ -452,7 +456,7 @@ BAD_SETTINGS = [
     ("AttentionConfig", dict(source="web"), "source"),
     ("AttentionConfig", dict(device="gpu0"), "device"),
     ("AttentionConfig", dict(seed=-1), "seed"),
-    # moved from scripts/probe_bad_input.py (issue 28)
+    # moved from the bad-input probe (issue 28)
     ("IdentityConfig", dict(n="8"), "n"),
     ("IdentityConfig", dict(n=8.0), "n"),
     ("IdentityConfig", dict(n=True), "n"),
@@ -553,7 +557,7 @@ def test_cli_refuses_a_negative_checkpoint_interval_before_training(tmp_path, ca
     assert code == 2 and "checkpoint_every must be" in err and "Traceback" not in err
 
 
-# ------------------------------------------------------------------ moved from scripts/probe_bad_input.py (issue 28)
+# ------------------------------------------------------------------ moved from the bad-input probe (issue 28)
 # The probe's cases that no test covered (same class of input, same entry point, same outcome), one line each:
 # (entry point, case, call, exception type, regex of the message). Cases the probe found "wrong" are issue 31's.
 
