@@ -513,9 +513,10 @@ def _pretrained_copy(tmp_path, edit):
 @pytest.mark.parametrize("edit,pattern", [
     (lambda r: "{not json", r"m\.json is not valid JSON"),
     (lambda r: json.dumps({k: v for k, v in r.items() if k != "experiment"}), r"m\.json lacks experiment"),
+    (lambda r: json.dumps({**r, "experiment": "chess"}), r"unknown experiment 'chess'"),
     (lambda r: json.dumps({**r, "config": {**r["config"], "colour": "red"}}),
      r"m\.json: its config does not fit"),
-], ids=["not JSON", "no experiment", "unknown config key"])
+], ids=["not JSON", "no experiment", "experiment chess", "unknown config key"])
 def test_pretrained_files_that_are_not_ashlibs_are_named(tmp_path, edit, pattern):
     with pytest.raises(ValueError, match=pattern):
         _pretrained_copy(tmp_path, edit)()
