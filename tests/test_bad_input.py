@@ -125,12 +125,13 @@ def test_cli_refuses_an_unusable_device_before_training(device, reason, capsys):
 
 def test_load_mnist_with_a_root_that_is_a_file(tmp_path, monkeypatch, capsys):
     from ashlib import data
+    from ashlib.data import mnist
 
     def no_network(*args, **kwargs):
         raise OSError("no network in this test")
 
-    monkeypatch.setattr(data, "fetch_url", no_network)
-    monkeypatch.setattr(data, "_download_failures", {})
+    monkeypatch.setattr(mnist, "fetch_url", no_network)
+    monkeypatch.setattr(mnist, "_download_failures", {})
     root = tmp_path / "a_file"
     root.write_text("not a folder")
     digits = data.load_mnist("test", "auto", root=root)  # documented: falls back to the offline subset
