@@ -776,7 +776,7 @@ def glimpse(**kw):
     args.update(kw)
     in_size = args.pop("in_size", (20, 20))
     size = args.pop("glimpse_size", 4)
-    return api("ashlib.attention.SparseGlimpse")(in_size, size, **args)
+    return api("ashlib.glimpse.SparseGlimpse")(in_size, size, **args)
 
 
 def attention_cases():
@@ -837,11 +837,11 @@ def attention_cases():
     ep = "attention.BilinearGlimpse"
 
     def bil(**kw):
-        return api("ashlib.attention.BilinearGlimpse")((20, 20), 4, **kw)
+        return api("ashlib.glimpse.BilinearGlimpse")((20, 20), 4, **kw)
     R("valid edge", ep, "one glimpse", lambda: bil()(images, boxes), is_tensor_shape((2, 1, 1, 4, 4)))
     R("empty batch", ep, "b = 0", lambda: bil()(images[:0], boxes[:0]), is_tensor_shape((0, 1, 1, 4, 4)))
     E("NaN/inf", ep, "inf boxes", lambda: bil()(images, torch.full((2, 1, 4), float("inf"))), r"boxes")
-    E("zero/negative size", ep, "glimpse_size -1", lambda: api("ashlib.attention.BilinearGlimpse")((20, 20), -1),
+    E("zero/negative size", ep, "glimpse_size -1", lambda: api("ashlib.glimpse.BilinearGlimpse")((20, 20), -1),
       r"glimpse_size")
     E("meta/device", ep, "images and boxes on meta", lambda: bil()(images.to("meta"), boxes.to("meta")), r"meta")
 
@@ -850,7 +850,7 @@ def attention_cases():
     def src(**kw):
         args = dict(in_channels=1, n_glimpses=1, in_size=(16, 16), hidden=8)
         args.update(kw)
-        return api("ashlib.attention.SourceNetwork")(**args)
+        return api("ashlib.glimpse_models.SourceNetwork")(**args)
     R("valid edge", ep, "boxes for 2 images", lambda: src()(torch.rand(2, 1, 16, 16)), is_tensor_shape((2, 1, 4)))
     R("empty batch", ep, "b = 0", lambda: src()(torch.rand(0, 1, 16, 16)), is_tensor_shape((0, 1, 4)))
     E("out of range", ep, "in_size (4, 4) (pools by 8)", lambda: src(in_size=(4, 4)), r"in_size|8 x 8|images")
@@ -866,7 +866,7 @@ def attention_cases():
       lambda: src().set_input_statistics(torch.ones(4, 1, 16, 16)), r"variance|images")
 
     ep = "attention.ConvNetBaseline"
-    conv = lambda **kw: api("ashlib.attention.ConvNetBaseline")(in_size=(16, 16), hidden=8, **kw)  # noqa: E731
+    conv = lambda **kw: api("ashlib.glimpse_models.ConvNetBaseline")(in_size=(16, 16), hidden=8, **kw)  # noqa: E731
     R("empty batch", ep, "b = 0", lambda: conv()(torch.rand(0, 1, 16, 16)), is_tensor_shape((0, 10)))
     E("zero/negative size", ep, "n_classes 0", lambda: conv(n_classes=0), r"n_classes")
     E("bool as int", ep, "in_channels=True", lambda: conv(in_channels=True), r"in_channels")
@@ -876,7 +876,7 @@ def attention_cases():
     def clf(**kw):
         args = dict(in_size=(20, 20), glimpse_size=4, source_hidden=8, hidden=8, a_local=2, a_global=2, region=(5, 5))
         args.update(kw)
-        return api("ashlib.attention.GlimpseClassifier")(**args)
+        return api("ashlib.glimpse_models.GlimpseClassifier")(**args)
     R("valid edge", ep, "logits for 2 images", lambda: clf()(images, gen(0)), is_tensor_shape((2, 10)))
     R("empty batch", ep, "b = 0", lambda: clf()(images[:0]), is_tensor_shape((0, 10)))
     E("bad choice", ep, "head 'rnn'", lambda: clf(head="rnn"), r"head")
@@ -887,25 +887,25 @@ def attention_cases():
     E("shape", ep, "images 2 channels for in_channels 1", lambda: clf()(torch.rand(2, 2, 20, 20)), r"images")
 
     ep = "attention.SpatialTransformerClassifier"
-    stc = lambda **kw: api("ashlib.attention.SpatialTransformerClassifier")(  # noqa: E731
+    stc = lambda **kw: api("ashlib.glimpse_models.SpatialTransformerClassifier")(  # noqa: E731
         in_size=(20, 20), glimpse_size=4, source_hidden=8, hidden=8, **kw)
     R("empty batch", ep, "b = 0", lambda: stc()(images[:0]), is_tensor_shape((0, 10)))
     E("bad choice", ep, "box_param 'corner'", lambda: stc(box_param="corner"), r"box_param")
 
     ep = "attention helpers"
-    E("type", ep, "box_corners of a list", lambda: api("ashlib.attention.box_corners")([[0.0] * 4], (20, 20)), r"boxes")
-    E("shape", ep, "box_corners of (b, g, 3)", lambda: api("ashlib.attention.box_corners")(torch.zeros(2, 1, 3), (20, 20)),
+    E("type", ep, "box_corners of a list", lambda: api("ashlib.glimpse.box_corners")([[0.0] * 4], (20, 20)), r"boxes")
+    E("shape", ep, "box_corners of (b, g, 3)", lambda: api("ashlib.glimpse.box_corners")(torch.zeros(2, 1, 3), (20, 20)),
       r"boxes")
     E("shape", ep, "glimpse_means of corners (b, g, 3)",
-      lambda: api("ashlib.attention.glimpse_means")(torch.zeros(2, 1, 3), 4), r"corners")
-    E("zero/negative size", ep, "glimpse_means with s = 0", lambda: api("ashlib.attention.glimpse_means")(torch.zeros(2, 1, 4), 0),
+      lambda: api("ashlib.glimpse.glimpse_means")(torch.zeros(2, 1, 3), 4), r"corners")
+    E("zero/negative size", ep, "glimpse_means with s = 0", lambda: api("ashlib.glimpse.glimpse_means")(torch.zeros(2, 1, 4), 0),
       r"glimpse_size")
-    E("empty batch", ep, "check_saturation of no boxes", lambda: api("ashlib.attention.check_saturation")(torch.zeros(0, 1, 4)),
+    E("empty batch", ep, "check_saturation of no boxes", lambda: api("ashlib.glimpse.check_saturation")(torch.zeros(0, 1, 4)),
       r"boxes_raw")
-    E("shape", ep, "box_spread of one image", lambda: api("ashlib.attention.box_spread")(torch.zeros(1, 1, 4)), r"corners|batch")
-    E("shape", ep, "check_collapse of (b, 3)", lambda: api("ashlib.attention.check_collapse")(torch.zeros(2, 3)), r"corners")
+    E("shape", ep, "box_spread of one image", lambda: api("ashlib.glimpse.box_spread")(torch.zeros(1, 1, 4)), r"corners|batch")
+    E("shape", ep, "check_collapse of (b, 3)", lambda: api("ashlib.glimpse.check_collapse")(torch.zeros(2, 3)), r"corners")
     E("out of range", ep, "raw_start_box with a fraction 1.2",
-      lambda: api("ashlib.attention.raw_start_box")((0.1, 0.1, 1.2, 0.9)), r"init_box|fractions")
+      lambda: api("ashlib.glimpse.raw_start_box")((0.1, 0.1, 1.2, 0.9)), r"init_box|fractions")
 
 
 # ------------------------------------------------------------------------------------- data

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import ashlib
-from ashlib import attention, exercises, indexing, pretrained, sort_baselines
+from ashlib import exercises, glimpse, glimpse_models, indexing, pretrained, sort_baselines
 from ashlib import data as data_module
 from ashlib.contract import to_dense
 from ashlib.experiments.sorting import SortingConfig
@@ -85,7 +85,7 @@ def test_reinforce_layer_with_nan_parameters_says_so():
 
 
 def _empty_batch_cases():
-    from ashlib.attention import SparseGlimpse
+    from ashlib.glimpse import SparseGlimpse
 
     sparse = ashlib.SparseLayer(4, 3, 4, a_local=1, a_global=1, region=2)
     pooled = ashlib.SparseLayer(4, 3, 4, a_local=1, a_global=1, region=2, chunk_size=1)
@@ -230,11 +230,11 @@ def test_sorting_config_checks_samples_before_training():
 def _glimpse(in_size=(20, 20), glimpse_size=4, **kw):
     args = dict(a_local=2, a_global=2, region=(5, 5))
     args.update(kw)
-    return attention.SparseGlimpse(in_size, glimpse_size, **args)
+    return glimpse.SparseGlimpse(in_size, glimpse_size, **args)
 
 
 def _source(**kw):
-    return attention.SourceNetwork(1, 1, (16, 16), hidden=8, **kw)
+    return glimpse_models.SourceNetwork(1, 1, (16, 16), hidden=8, **kw)
 
 
 def _reinforce_forward(**kw):
@@ -339,9 +339,9 @@ BAD_INPUTS = {
                                    "images must be floating point"),
     "SourceNetwork NaN statistics": (lambda: _source().set_input_statistics(torch.full((2, 1, 16, 16), float("nan"))),
                                      ValueError, "images contain NaN"),
-    "box_corners of a list": (lambda: attention.box_corners([[0.0] * 4], (20, 20)),
+    "box_corners of a list": (lambda: glimpse.box_corners([[0.0] * 4], (20, 20)),
                               ValueError, "boxes must be"),
-    "glimpse_means of (b, g, 3)": (lambda: attention.glimpse_means(torch.zeros(2, 1, 3), 4),
+    "glimpse_means of (b, g, 3)": (lambda: glimpse.glimpse_means(torch.zeros(2, 1, 3), 4),
                                    ValueError, "corners must be"),
     # data
     "load_mnist root=123": (lambda: data_module.load_mnist("test", "offline", root=123), ValueError,
