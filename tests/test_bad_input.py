@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import ashlib
-from ashlib import attention, exercises, indexing, pretrained, sort_baselines
+from ashlib import exercises, glimpse, glimpse_models, indexing, pretrained, sort_baselines
 from ashlib import data as data_module
 from ashlib.contract import to_dense
 from ashlib.experiments.sorting import SortingConfig
@@ -91,7 +91,7 @@ def test_reinforce_layer_with_nan_parameters_says_so():
 
 
 def _empty_batch_cases():
-    from ashlib.attention import SparseGlimpse
+    from ashlib.glimpse import SparseGlimpse
 
     sparse = ashlib.SparseLayer(4, 3, 4, a_local=1, a_global=1, region=2)
     pooled = ashlib.SparseLayer(4, 3, 4, a_local=1, a_global=1, region=2, chunk_size=1)
@@ -131,12 +131,13 @@ def test_cli_refuses_an_unusable_device_before_training(device, reason, capsys):
 
 def test_load_mnist_with_a_root_that_is_a_file(tmp_path, monkeypatch, capsys):
     from ashlib import data
+    from ashlib.data import mnist
 
     def no_network(*args, **kwargs):
         raise OSError("no network in this test")
 
-    monkeypatch.setattr(data, "fetch_url", no_network)
-    monkeypatch.setattr(data, "_download_failures", {})
+    monkeypatch.setattr(mnist, "fetch_url", no_network)
+    monkeypatch.setattr(mnist, "_download_failures", {})
     root = tmp_path / "a_file"
     root.write_text("not a folder")
     digits = data.load_mnist("test", "auto", root=root)  # documented: falls back to the offline subset
@@ -235,11 +236,11 @@ def test_sorting_config_checks_samples_before_training():
 def _glimpse(in_size=(20, 20), glimpse_size=4, **kw):
     args = dict(a_local=2, a_global=2, region=(5, 5))
     args.update(kw)
-    return attention.SparseGlimpse(in_size, glimpse_size, **args)
+    return glimpse.SparseGlimpse(in_size, glimpse_size, **args)
 
 
 def _source(**kw):
-    return attention.SourceNetwork(1, 1, (16, 16), **{"hidden": 8, **kw})
+    return glimpse_models.SourceNetwork(1, 1, (16, 16), **{"hidden": 8, **kw})
 
 
 def _reinforce_forward(**kw):
@@ -344,9 +345,9 @@ BAD_INPUTS = {
                                    "images must be floating point"),
     "SourceNetwork NaN statistics": (lambda: _source().set_input_statistics(torch.full((2, 1, 16, 16), float("nan"))),
                                      ValueError, "images contain NaN"),
-    "box_corners of a list": (lambda: attention.box_corners([[0.0] * 4], (20, 20)),
+    "box_corners of a list": (lambda: glimpse.box_corners([[0.0] * 4], (20, 20)),
                               ValueError, "boxes must be"),
-    "glimpse_means of (b, g, 3)": (lambda: attention.glimpse_means(torch.zeros(2, 1, 3), 4),
+    "glimpse_means of (b, g, 3)": (lambda: glimpse.glimpse_means(torch.zeros(2, 1, 3), 4),
                                    ValueError, "corners must be"),
     # data
     "load_mnist root=123": (lambda: data_module.load_mnist("test", "offline", root=123), ValueError,
@@ -646,7 +647,7 @@ _BOXES = torch.randn(2, 1, 4, generator=_GEN().manual_seed(2))
 def _classifier(**kw):
     args = dict(in_size=(20, 20), glimpse_size=4, source_hidden=8, hidden=8, a_local=2, a_global=2, region=(5, 5))
     args.update(kw)
-    return attention.GlimpseClassifier(**args)
+    return glimpse_models.GlimpseClassifier(**args)
 
 
 def _check(answer):
@@ -754,9 +755,9 @@ MOVED_REFUSALS = [
     ("SourceNetwork", "init 'xavier'", lambda: _source(init="xavier"), ValueError, "init must be one of"),
     ("SourceNetwork", "set_input_statistics on constant images",
      lambda: _source().set_input_statistics(torch.ones(4, 1, 16, 16)), ValueError, "zero variance"),
-    ("ConvNetBaseline", "n_classes 0", lambda: attention.ConvNetBaseline(in_size=(16, 16), hidden=8, n_classes=0),
+    ("ConvNetBaseline", "n_classes 0", lambda: glimpse_models.ConvNetBaseline(in_size=(16, 16), hidden=8, n_classes=0),
      ValueError, "n_classes must be an int >= 1"),
-    ("ConvNetBaseline", "in_channels=True", lambda: attention.ConvNetBaseline(in_size=(16, 16), hidden=8, in_channels=True),
+    ("ConvNetBaseline", "in_channels=True", lambda: glimpse_models.ConvNetBaseline(in_size=(16, 16), hidden=8, in_channels=True),
      ValueError, "in_channels must be an int >= 1"),
     ("GlimpseClassifier", "head 'rnn'", lambda: _classifier(head="rnn"), ValueError, "head must be one of"),
     ("GlimpseClassifier", "head 'conv' with glimpse_size 2", lambda: _classifier(head="conv", glimpse_size=2), ValueError,
@@ -764,16 +765,16 @@ MOVED_REFUSALS = [
     ("GlimpseClassifier", "init_box with a custom source",
      lambda: _classifier(source=torch.nn.Identity(), init_box=(0.2, 0.2, 0.8, 0.8)), ValueError,
      "init_box applies to the default source network"),
-    ("SpatialTransformerClassifier", "box_param 'corner'", lambda: attention.SpatialTransformerClassifier(
+    ("SpatialTransformerClassifier", "box_param 'corner'", lambda: glimpse_models.SpatialTransformerClassifier(
         in_size=(20, 20), glimpse_size=4, source_hidden=8, hidden=8, box_param="corner"), ValueError,
      "box_param must be one of"),
-    ("glimpse_means", "s = 0", lambda: attention.glimpse_means(torch.zeros(2, 1, 4), 0), ValueError,
+    ("glimpse_means", "s = 0", lambda: glimpse.glimpse_means(torch.zeros(2, 1, 4), 0), ValueError,
      "glimpse_size must be an int >= 1"),
-    ("box_spread", "one image", lambda: attention.box_spread(torch.zeros(1, 1, 4)), ValueError,
+    ("box_spread", "one image", lambda: glimpse.box_spread(torch.zeros(1, 1, 4)), ValueError,
      r"corners must have shape \(batch >= 2"),
-    ("check_collapse", "corners (b, 3)", lambda: attention.check_collapse(torch.zeros(2, 3)), ValueError,
+    ("check_collapse", "corners (b, 3)", lambda: glimpse.check_collapse(torch.zeros(2, 3)), ValueError,
      r"corners must be a non-empty tensor \(\.\.\., 4\)"),
-    ("raw_start_box", "a fraction 1.2", lambda: attention.raw_start_box((0.1, 0.1, 1.2, 0.9)), ValueError,
+    ("raw_start_box", "a fraction 1.2", lambda: glimpse.raw_start_box((0.1, 0.1, 1.2, 0.9)), ValueError,
      "init_box must be 4 fractions"),
     # data
     ("load_mnist", "split None", lambda: data_module.load_mnist(None, "offline"), ValueError,
@@ -977,12 +978,12 @@ MOVED_RESULTS = [
      _propagates((2, 1, 1, 4, 4))),
     ("SparseGlimpse", "images and boxes float64", lambda: _glimpse()(_IMAGES.double(), _BOXES.double()),
      _is((2, 1, 1, 4, 4), torch.float64)),
-    ("BilinearGlimpse", "b = 0", lambda: attention.BilinearGlimpse((20, 20), 4)(_IMAGES[:0], _BOXES[:0]), _is((0, 1, 1, 4, 4))),
+    ("BilinearGlimpse", "b = 0", lambda: glimpse.BilinearGlimpse((20, 20), 4)(_IMAGES[:0], _BOXES[:0]), _is((0, 1, 1, 4, 4))),
     ("SourceNetwork", "b = 0", lambda: _source()(torch.rand(0, 1, 16, 16)), _is((0, 1, 4))),
-    ("ConvNetBaseline", "b = 0", lambda: attention.ConvNetBaseline(in_size=(16, 16), hidden=8)(torch.rand(0, 1, 16, 16)),
+    ("ConvNetBaseline", "b = 0", lambda: glimpse_models.ConvNetBaseline(in_size=(16, 16), hidden=8)(torch.rand(0, 1, 16, 16)),
      _is((0, 10))),
     ("GlimpseClassifier", "b = 0", lambda: _classifier()(_IMAGES[:0]), _is((0, 10))),
-    ("SpatialTransformerClassifier", "b = 0", lambda: attention.SpatialTransformerClassifier(
+    ("SpatialTransformerClassifier", "b = 0", lambda: glimpse_models.SpatialTransformerClassifier(
         in_size=(20, 20), glimpse_size=4, source_hidden=8, hidden=8)(_IMAGES[:0]), _is((0, 10))),
     # data
     ("ClutteredMNIST", "ds[-1] is the last item", lambda: (_cluttered()[-1], _cluttered()[3]),
