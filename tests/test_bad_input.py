@@ -11,6 +11,7 @@ import re
 import shutil
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -988,7 +989,7 @@ MOVED_RESULTS = [
     # data
     ("ClutteredMNIST", "ds[-1] is the last item", lambda: (_cluttered()[-1], _cluttered()[3]),
      lambda r: _equals(r[1][0])(r[0][0]) or r[0][1] == r[1][1]),
-    ("ClutteredMNIST", "ds[np.int64(2)] is ds[2]", lambda: (_cluttered()[__import__("numpy").int64(2)], _cluttered()[2]),
+    ("ClutteredMNIST", "ds[np.int64(2)] is ds[2]", lambda: (_cluttered()[np.int64(2)], _cluttered()[2]),
      lambda r: _equals(r[1][0])(r[0][0])),
     ("ClutteredMNIST", "batch([])", lambda: _cluttered().batch([]),
      lambda r: _is((0, 1, 40, 40))(r[0]) or _is((0,))(r[1])),
