@@ -123,8 +123,10 @@ def _prepare(args, config) -> None:
     """Check every output path before the first batch (contract 5)."""
     from .config import check_device
     from .experiments import loop
+    from .experiments.checks import check_int
 
     check_device(config.device)  # a recipe's device too, before any data is loaded
+    check_int("checkpoint_every", args.checkpoint_every, 0)
     loop.check_out(args.out, resume=args.resume, overwrite=args.overwrite)
     if args.save_model:
         from .model_files import check_writable_target

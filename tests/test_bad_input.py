@@ -429,17 +429,6 @@ BAD_SETTINGS = [
     ("IdentityConfig", dict(n=8, seed="0"), "seed"),
     ("IdentityConfig", dict(n=8, seed=-1), "seed"),
     ("SortingConfig", dict(width=float("inf")), "width"),
-    ("SortingConfig", dict(key_network="resnet"), "key_network"),
-    ("SortingConfig", dict(straight_through=1), "straight_through"),
-    ("SortingConfig", dict(method="neuralsort", straight_through=True), "straight_through"),
-    ("SortingConfig", dict(neighbours="yes"), "neighbours"),
-    ("SortingConfig", dict(method="softsort", neighbours=True), "neighbours"),
-    ("SortingConfig", dict(C_final=0.0), "C_final"),
-    ("SortingConfig", dict(method="neuralsort", C_final=100.0), "C_final"),
-    ("SortingConfig", dict(method="neuralsort", standardise_keys=True), "standardise_keys"),
-    ("SortingConfig", dict(standardise_keys=1), "standardise_keys"),
-    ("SortingConfig", dict(start_from=3), "start_from"),
-    ("SortingConfig", dict(start_from=""), "start_from"),
     ("SortingConfig", dict(batch_size="64"), "batch_size"),
     ("SortingConfig", dict(batch_size=True), "batch_size"),
     ("SortingConfig", dict(iterations=2.5), "iterations"),
@@ -554,7 +543,7 @@ def test_integer_points_are_rounded_like_float_points():
 def test_cli_refuses_a_negative_checkpoint_interval_before_training(tmp_path, capsys):
     from ashlib.cli import main
 
-    code = main(["sort", "--n", "4", "--iterations", "1", "--source", "offline", "--checkpoint-every", "-1",
+    code = main(["sort", "--n", "4", "--iterations", "1", "--set", "source=offline", "--checkpoint-every", "-1",
                  "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2 and "checkpoint_every must be" in err and "Traceback" not in err
@@ -1018,10 +1007,11 @@ def test_offline_mnist_from_a_root_without_the_subset_uses_the_shipped_one(tmp_p
 
 
 _TINY_CLI = {"identity": ["--size", "4", "--iterations", "1", "--eval-every", "1"],
-             "sort": ["--iterations", "1", "--batch-size", "2", "--eval-instances", "2", "--eval-every", "1",
-                      "--source", "offline"],
-             "attention": ["--canvas", "40", "--glimpse-size", "4", "--train-size", "4", "--test-size", "4", "--epochs", "1",
-                           "--batch-size", "2", "--distractors", "0", "--source-hidden", "8", "--source", "offline"]}
+             "sort": ["--iterations", "1", "--batch-size", "2", "--set", "eval_instances=2", "--eval-every", "1",
+                      "--set", "source=offline"],
+             "attention": ["--set", "canvas=40", "--set", "glimpse_size=4", "--set", "train_size=4", "--set",
+                           "test_size=4", "--epochs", "1", "--batch-size", "2", "--set", "n_distractors=0", "--set",
+                           "source_hidden=8", "--set", "source=offline"]}
 
 # (arguments, regex of the one-line error): each refused before any training, exit 2, no traceback. The run-level
 # faults (--out, --resume, checkpoints, interrupts) are the training loop's contract, tested with the loop.
@@ -1033,7 +1023,7 @@ CLI_REFUSALS = [
     (["identity", *_TINY_CLI["identity"], "--lr", "-1"], "lr must be a finite number > 0"),
     (["identity", *_TINY_CLI["identity"], "--lr", "nan"], "lr must be a finite number > 0"),
     (["identity", "--size", "4", "--iterations", "0"], "iterations must be an int >= 1"),
-    (["identity", *_TINY_CLI["identity"], "--a-local", "-1"], "a_local must be an int >= 0"),
+    (["identity", *_TINY_CLI["identity"], "--set", "a_local=-1"], "a_local must be an int >= 0"),
     (["identity", "--size", "4", "--iterations", "1", "--eval-every", "0"], "eval_every must be an int >= 1"),
     (["identity", *_TINY_CLI["identity"], "--device", "bogus"], "not a device torch knows"),
     (["attention", *_TINY_CLI["attention"], "--device", "bogus"], "not a device torch knows"),
@@ -1041,23 +1031,29 @@ CLI_REFUSALS = [
     (["sort", "--method", "bubble"], "argument --method: invalid choice"),
     (["sort", "--n", "abc"], "argument --n: invalid int value"),
     *[(["sort", "--n", n, *_TINY_CLI["sort"]], "n must be an int >= 2") for n in ("1", "-3")],
-    *[(["sort", "--C", c, *_TINY_CLI["sort"]], "C must be a finite number > 0") for c in ("0", "-1")],
+    *[(["sort", "--set", f"C={c}", *_TINY_CLI["sort"]], "C must be a finite number > 0") for c in ("0", "-1")],
     (["sort", "--lr", "-1", *_TINY_CLI["sort"]], "lr must be a finite number > 0"),
-    (["sort", "--method", "neuralsort", "--tau", "0", *_TINY_CLI["sort"]], "tau must be a finite number > 0"),
-    (["sort", "--samples", "-1", *_TINY_CLI["sort"]], "samples must be None"),
+    (["sort", "--method", "neuralsort", "--set", "tau=0", *_TINY_CLI["sort"]], "tau must be a finite number > 0"),
+    (["sort", "--set", "samples=-1", *_TINY_CLI["sort"]], "samples must be None"),
     (["sort", *_TINY_CLI["sort"], "--batch-size", "0"], "batch_size must be an int >= 1"),
-    (["sort", "--draws", "0", *_TINY_CLI["sort"]], "draws must be an int >= 1"),
-    (["sort", *_TINY_CLI["sort"], "--width", "0"], "width must be a finite number > 0"),
+    (["sort", "--set", "draws=0", *_TINY_CLI["sort"]], "draws must be an int >= 1"),
+    (["sort", *_TINY_CLI["sort"], "--set", "width=0"], "width must be a finite number > 0"),
     (["attention", *_TINY_CLI["attention"], "--glimpses", "0"], "n_glimpses must be an int >= 1"),
-    (["attention", *_TINY_CLI["attention"], "--canvas", "20"], "canvas must be at least 28"),
-    (["attention", *_TINY_CLI["attention"], "--canvas", "100", "--glimpse-size", "200"],
+    (["attention", *_TINY_CLI["attention"], "--set", "canvas=20"], "canvas must be at least 28"),
+    (["attention", *_TINY_CLI["attention"], "--set", "canvas=100", "--set", "glimpse_size=200"],
      "glimpse_size 200 is larger than the canvas 100"),
     (["attention", *_TINY_CLI["attention"], "--lr", "-1"], "lr must be a finite number > 0"),
-    (["attention", *_TINY_CLI["attention"], "--warmup", "-1"], "warmup must be an int >= 0"),
-    (["attention", *_TINY_CLI["attention"], "--distractors", "-1"], "n_distractors must be an int >= 0"),
-    (["attention", *_TINY_CLI["attention"], "--box-param", "centre_scale", "--scale-range", "0.6", "0.2"],
+    (["attention", *_TINY_CLI["attention"], "--set", "warmup=-1"], "warmup must be an int >= 0"),
+    (["attention", *_TINY_CLI["attention"], "--set", "n_distractors=-1"], "n_distractors must be an int >= 0"),
+    (["attention", *_TINY_CLI["attention"], "--set", "box_param=centre_scale", "--set", "scale_range=0.6,0.2"],
      r"scale_range must be \(min, max\)"),
     (["data", "--source", "web"], "argument --source: invalid choice: 'web'"),
+    (["sort", *_TINY_CLI["sort"], "--set", "neighbours=true"], "no such setting"),  # moved to the studies
+    (["sort", *_TINY_CLI["sort"], "--set", "width"], "FIELD=VALUE"),
+    (["sort", *_TINY_CLI["sort"], "--set", "draws=two"], "not a value of type int"),
+    (["sort", "--recipe", "no-such-model"], "no recipe 'no-such-model'"),
+    (["sort", "--recipe", "attention-sparse"], "recipe for the attention experiment"),
+    (["identity", *_TINY_CLI["identity"], "--resume"], "resume needs out"),
 ]
 
 
