@@ -1,7 +1,7 @@
 """Execute notebooks top to bottom in place, so their stored outputs are fresh and nbval-clean.
 
-    python scripts/run_notebooks.py notebooks/01_sampling.ipynb [...]        # full mode
-    python scripts/run_notebooks.py --quick notebooks/02_identity.ipynb       # quick mode
+    python tools/run_notebooks.py notebooks/01_sampling.ipynb [...]        # full mode
+    python tools/run_notebooks.py --quick notebooks/02_identity.ipynb       # quick mode
 
 Runs with one thread (reproducible numbers), kernel ``python3``, progress bars off
 (``ASHLIB_PROGRESS=0``: a stored bar would stay frozen at its first frame) and the exercises'

@@ -7,7 +7,7 @@ with independent draws, and prints the error of the class probabilities averaged
 k draws, for each requested k. If averaging lowers the error, sampling noise costs accuracy; if
 not, the errors come from where the box is.
 
-    python scripts/attention_draw_averaging.py attention-sparse-conv --draws 1 2 4 8
+    python studies/attention/attention_draw_averaging.py attention-sparse-conv --draws 1 2 4 8
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ashlib import pretrained  # noqa: E402
 from ashlib.experiments import attention  # noqa: E402

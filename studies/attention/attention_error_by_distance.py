@@ -5,7 +5,7 @@ their own configuration (offline digits, the evaluation's fixed sampling seed) a
 band of distance between the first box's centre and the digit's centre, the share of canvases
 and the error there. Separates "the box missed" from "the head misread a well-placed glimpse".
 
-    python scripts/attention_error_by_distance.py attention-sparse-conv attention-sparse
+    python studies/attention/attention_error_by_distance.py attention-sparse-conv attention-sparse
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ashlib import pretrained  # noqa: E402
 from ashlib.experiments import attention  # noqa: E402

@@ -1,6 +1,6 @@
 """Batches until the identity layer converges (eval MSE < 0.01, >= 95 % diagonal), per size and seed.
 
-    python scripts/identity_convergence.py --sizes 8 16 32 --seeds 0 1 2 3 4 [--learned-values]
+    python studies/identity/identity_convergence.py --sizes 8 16 32 --seeds 0 1 2 3 4 [--learned-values]
 
 Runs many seeds and sizes in one go with the experiment's defaults (for learned values: start at 1,
 values 10x slower); prints one line per run. For a single run with curves and a figure use

@@ -1,7 +1,7 @@
 """Why does the identity toy fail with learned values, and what fixes it? (study script)
 
-    OMP_NUM_THREADS=1 python scripts/learned_values_study.py --variants baseline ones --sizes 8 --seeds 0 1 2 3 4
-    [--budget N] [--diagnose] [--out scripts/results/learned_values_study.txt]
+    OMP_NUM_THREADS=1 python studies/identity/learned_values_study.py --variants baseline ones --sizes 8 --seeds 0 1 2 3 4
+    [--budget N] [--diagnose] [--out studies/identity/results/learned_values_study.txt]
 
 Builds the SparseLayer the identity experiment builds (IdentityConfig(n) settings, k = n),
 then changes the value initialisation / optimiser / loss as each variant requires, trains with

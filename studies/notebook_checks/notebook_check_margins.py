@@ -6,7 +6,7 @@ slightly different floating-point sums, and over 2,000 batches that is as good a
 script reruns the same experiments with the same quick-mode settings under other seeds and prints, for
 every check, whether it held and the measured quantity beside its threshold.
 
-    OMP_NUM_THREADS=1 python scripts/notebook_check_margins.py --seeds 0 1 2 3 4 5 6 7 > scripts/results/notebook_check_margins.txt
+    OMP_NUM_THREADS=1 python studies/notebook_checks/notebook_check_margins.py --seeds 0 1 2 3 4 5 6 7 > studies/notebook_checks/results/notebook_check_margins.txt
 
 Takes about three minutes per seed on one core.
 """

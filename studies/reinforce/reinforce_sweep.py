@@ -1,7 +1,7 @@
 """The paper's learning-rate sweep for the REINFORCE identity baseline, then the best rate over seeds.
 
-    python scripts/reinforce_sweep.py --sizes 4 8 16 --baselines moving_average leave_one_out \
-        --seeds 0 1 2 3 4 --out scripts/results/reinforce_sweep.json
+    python studies/reinforce/reinforce_sweep.py --sizes 4 8 16 --baselines moving_average leave_one_out \
+        --seeds 0 1 2 3 4 --out studies/reinforce/results/reinforce_sweep.json
 
 Stage 1 trains every (size, baseline, learning rate) once (seed 0) on the paper's budget
 (10k batches for n <= 8, 20k for n = 16, unless --iterations) and ranks the rates by the mean

@@ -14,7 +14,7 @@ instances, it reports:
   scored on 500 test instances' digits). Equal probes mean equally good digit recognition, so a
   difference in errors lies in how the key MLP combines the digits.
 
-    python scripts/sort_error_anatomy.py sort-quicksort-n8 sort-neuralsort-n8
+    python studies/sorting/sort_error_anatomy.py sort-quicksort-n8 sort-neuralsort-n8
 """
 
 from __future__ import annotations

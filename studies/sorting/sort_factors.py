@@ -10,8 +10,8 @@ ConvNet with ``python -m ashlib sort``.
 Results are appended to a JSON file after every run, so an interrupted study continues where it
 stopped (runs already in the file are skipped). Prints a table of mean (min-max) test error.
 
-    python scripts/sort_factors.py --n 8 --iterations 600 --seeds 0 1 \\
-        --out scripts/results/sort_factors/n8.json
+    python studies/sorting/sort_factors.py --n 8 --iterations 600 --seeds 0 1 \\
+        --out studies/sorting/results/factors/n8.json
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ashlib.data import SortingTask, load_mnist  # noqa: E402
 from ashlib.experiments import sorting  # noqa: E402

@@ -15,7 +15,7 @@ network's parameters on the same ``--batches`` training batches, and reports:
 
 Both are ratios, so the methods' different loss scales do not matter.
 
-    python scripts/sort_gradient_signal.py --batches 40
+    python studies/sorting/sort_gradient_signal.py --batches 40
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def load_network(model: str, config: SortingConfig):
     if model in ("fresh", "fresh-mlp"):
         torch.manual_seed(0)
         return build_model(replace(config, key_network="mlp" if model == "fresh-mlp" else "conv"))
-    from sort_error_anatomy import load_network as load_trained  # the same folder (scripts/)
+    from sort_error_anatomy import load_network as load_trained  # the same folder (studies/sorting/)
 
     return load_trained(model)[0]
 

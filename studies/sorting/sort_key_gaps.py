@@ -10,7 +10,7 @@ apart) is the share its own gradient can hardly correct any more. checkpoint.pt 
 ``--checkpoint-every`` and is not kept in git: rerun the training command to score a run anew.
 Used in notebook 05 ("Why does quicksort trail at n = 8?").
 
-    python scripts/sort_key_gaps.py scripts/results/sorting/n8_quicksort_3000 scripts/results/sorting/n8_neuralsort_3000
+    python studies/sorting/sort_key_gaps.py studies/sorting/results/n8_quicksort_3000 studies/sorting/results/n8_neuralsort_3000
 """
 
 from __future__ import annotations

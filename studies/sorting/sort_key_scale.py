@@ -8,7 +8,7 @@ n = 8 training instances, the within-instance standard deviation of the keys, th
 flip; 0.5: hard buckets). Used to test whether the ConvNet starts with keys too close or too far
 apart compared with the MLP (notebook 05, factor study).
 
-    python scripts/sort_key_scale.py [--seeds 0 1 2] [--C 10]
+    python studies/sorting/sort_key_scale.py [--seeds 0 1 2] [--C 10]
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ Two questions it answers:
   have rewarded those keys; training through quicksort did not find them, so the shortfall is in
   the optimisation, not in what the loss asks for.
 
-    python scripts/sort_loss_by_scale.py sort-quicksort-n8 sort-neuralsort-n8
+    python studies/sorting/sort_loss_by_scale.py sort-quicksort-n8 sort-neuralsort-n8
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"# python scripts/sort_loss_by_scale.py {' '.join(args.models)} --instances {args.instances} "
+    print(f"# python studies/sorting/sort_loss_by_scale.py {' '.join(args.models)} --instances {args.instances} "
           f"--split {args.split}")
     print(f"# {args.instances} {args.split} instances (seed 0), keys of the network in eval mode, times s")
     print("# quicksort loss: n random half-permutations per round, C = 10 (the same draws for every row); "
