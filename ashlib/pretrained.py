@@ -11,6 +11,8 @@ the training time and the command that regenerates it, and the SHA-256 of ``NAME
     ['attention-convnet', 'attention-sparse', ...]
     >>> model = pretrained.load("attention-sparse")   # eval mode; model.config, model.summary
 
+:func:`curves` gives a shipped model's training curve (``NAME.curves.csv``: one row per evaluation).
+
 ``python -m ashlib attention|sort ... --save-model PATH`` writes the same format (``PATH.pt`` and
 ``PATH.json``); a file saved so can be loaded with :func:`load_file`.
 """
@@ -27,7 +29,7 @@ import torch
 
 from .config import check_device
 
-__all__ = ["names", "load", "load_file", "save", "folder"]
+__all__ = ["names", "load", "load_file", "save", "folder", "curves"]
 
 FORMAT = 1
 
@@ -132,3 +134,25 @@ def load(name: str, device: str = "cpu") -> torch.nn.Module:
     if name not in available:
         raise ValueError(f"no pretrained model {name!r}; available: {', '.join(available) or 'none'}")
     return load_file(folder() / name, device=device)
+
+
+def curves(name: str) -> dict[str, list[float]]:
+    """The training curve of the shipped model ``name``: column name -> values, one per evaluation.
+
+    Read from ``NAME.curves.csv`` in the installed package (no run folder needed). The first
+    column is ``step`` (batches trained); then the experiment's evaluation metrics, e.g.
+    ``error, element_error`` (sorting) or ``test_error, near_digit, centre_distance, ...``
+    (attention). An empty cell reads as NaN.
+    """
+    import csv
+
+    available = names()
+    if name not in available:
+        raise ValueError(f"no pretrained model {name!r}; available: {', '.join(available) or 'none'}")
+    path = folder() / f"{name}.curves.csv"
+    if not path.is_file():
+        raise ValueError(f"the shipped model {name!r} has no training curve ({path.name} is missing)")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = list(rows[0]) if rows else []
+    return {c: [float(row[c]) if row[c] != "" else float("nan") for row in rows] for c in columns}
