@@ -11,8 +11,7 @@ The public API:
 * :class:`ReinforceLayer` - the paper's baseline: one hard W per draw, score-function gradient.
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .config import quick_mode, seed_everything, setup_notebook
 from .contract import contract
 from .layers import HyperLayer, SparseLayer, SparseTransform, split_values

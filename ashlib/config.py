@@ -15,6 +15,8 @@ import sys
 import numpy as np
 import torch
 
+from ._version import __version__
+
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -122,11 +124,5 @@ def setup_notebook(seed: int = 0, data: str = "synthetic (generated in the noteb
                          "axes.grid": False, "savefig.format": "png"})
     quick = quick_mode()
     mode = "quick mode (ASHLIB_QUICK=1)" if quick else "full mode"
-    print(f"ashlib {_version()} | {mode} | torch {torch.__version__.split('+')[0]} | data: {data}")
+    print(f"ashlib {__version__} | {mode} | torch {torch.__version__.split('+')[0]} | data: {data}")
     return quick
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__

@@ -162,7 +162,7 @@ def _check_leave_one_out(f) -> str:
 
 
 def _check_box_around(f) -> str:
-    from .attention import box_corners
+    from .glimpse import box_corners
 
     for top, left, canvas in ((5, 9, 40), (0, 0, 60), (72, 30, 100)):
         raw = f(top, left, canvas)
@@ -171,11 +171,11 @@ def _check_box_around(f) -> str:
         expected = torch.tensor([top, left, top + 27, left + 27], dtype=torch.float32)
         _close(corners.view(4), expected, f"digit at ({top}, {left}) on a {canvas}-pixel canvas: the box corners",
                atol=1e-2)
-    return "ashlib.attention.box_corners maps the answer onto the digit's frame"
+    return "ashlib.glimpse.box_corners maps the answer onto the digit's frame"
 
 
 def _check_grid_means(f) -> str:
-    from .attention import glimpse_means
+    from .glimpse import glimpse_means
 
     for corners, s in (([2.0, 3.0, 29.0, 30.0], 4), ([10.0, 40.0, 0.0, 5.0], 3), ([0.0, 0.0, 59.0, 59.0], 16)):
         expected = glimpse_means(torch.tensor(corners).view(1, 1, 4), s)[0, 0]

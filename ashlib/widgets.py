@@ -144,7 +144,7 @@ def quicksort_explorer(n: int = 8):
 def draw_glimpse_layer(glimpser, image, boxes, seed: int = 0, show_tuples: int = 3):
     """A glimpse as a sparse layer: the grid of means over the image, and what it reads.
 
-    ``glimpser`` is an :class:`ashlib.attention.SparseGlimpse`, ``image`` (1, H, W), ``boxes``
+    ``glimpser`` is an :class:`ashlib.glimpse.SparseGlimpse`, ``image`` (1, H, W), ``boxes``
     raw (1, g, 4). Left: the means (dots) and the input pixels sampled for the first
     ``show_tuples`` output pixels (crosses, one colour each); right: the glimpse(s).
     Returns ``(fig, glimpses)``.

@@ -7,18 +7,15 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from ashlib.attention import (
+from ashlib.glimpse import (
     BilinearGlimpse,
-    ConvNetBaseline,
-    GlimpseClassifier,
     GlimpseSaturationWarning,
-    SourceNetwork,
     SparseGlimpse,
-    SpatialTransformerClassifier,
     box_corners,
     check_saturation,
     glimpse_means,
 )
+from ashlib.glimpse_models import ConvNetBaseline, GlimpseClassifier, SourceNetwork, SpatialTransformerClassifier
 from ashlib.contract import to_dense
 
 
@@ -307,7 +304,7 @@ def test_saturation_is_flagged_at_plus_minus_20_and_not_at_0():
 def test_centre_scale_boxes_hand_worked_and_bounded():
     """centre_scale: raw (0, 0, 0, 0) is a centred box of side (lo + hi) / 2; extreme raw values
     stay within the size bounds and never flip."""
-    from ashlib.attention import raw_start_box
+    from ashlib.glimpse import raw_start_box
 
     size = (41, 21)
     zero = torch.zeros(1, 1, 4)
@@ -333,7 +330,7 @@ def test_centre_scale_boxes_hand_worked_and_bounded():
 @pytest.mark.parametrize("module", ["sparse", "bilinear"])
 def test_centre_scale_glimpse_reads_the_same_grid(module):
     """A glimpse module with centre_scale reads exactly the grid of the equivalent corner box."""
-    from ashlib.attention import raw_start_box
+    from ashlib.glimpse import raw_start_box
 
     images = torch.rand(2, 1, 30, 30)
     frac = (0.25, 0.3, 0.65, 0.7)

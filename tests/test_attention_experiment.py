@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from ashlib.attention import CENTRE_BOX, check_collapse
+from ashlib.glimpse import CENTRE_BOX, check_collapse
 from ashlib.cli import main
 from ashlib.experiments.attention import (AttentionConfig, AttentionResult, build_model, classification_error, evaluate,
                                           load_data, summary, train)

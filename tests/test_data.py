@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from ashlib import data
+from ashlib.data import mnist
 from ashlib.cli import main
-from ashlib.data import ClutteredMNIST, DownloadError, SortingTask, load_mnist
+from ashlib.data import OFFLINE_FILE, ClutteredMNIST, DownloadError, SortingTask, cache_dir, load_mnist
 
 # Class counts of the first 10,000 images of the MNIST training set, as published independently
 # of this project; the npm package holds exactly these 10,000 digits (see data/README.md).
@@ -58,7 +58,7 @@ def test_offline_splits_are_disjoint(offline):
     train, test = set(_keys(offline["train"].images)), set(_keys(offline["test"].images))
     assert len(train) == 8000 and len(test) == 2000  # no duplicates inside a split either
     assert not train & test
-    with np.load(data.offline_file(), allow_pickle=False) as z:
+    with np.load(mnist.offline_file(), allow_pickle=False) as z:
         origins = z["train_origin"].tolist(), z["test_origin"].tolist()
     assert not set(origins[0]) & set(origins[1])
     assert sorted(origins[0] + origins[1]) == list(range(10_000))
@@ -70,11 +70,11 @@ def test_offline_is_deterministic(offline):
 
 
 def test_modified_offline_file_is_rejected(tmp_path):
-    with np.load(data.offline_file(), allow_pickle=False) as z:
+    with np.load(mnist.offline_file(), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     arrays["train_images"] = arrays["train_images"].copy()
     arrays["train_images"][0, 14, 14] ^= 1
-    np.savez_compressed(tmp_path / data.OFFLINE_FILE, **arrays)
+    np.savez_compressed(tmp_path / OFFLINE_FILE, **arrays)
     with pytest.raises(ValueError, match="does not match the committed offline subset"):
         load_mnist("train", source="offline", root=tmp_path)
     assert load_mnist("test", source="offline", root=tmp_path).source == "offline subset, 2,000 digits"
@@ -102,12 +102,12 @@ def fake_mnist(monkeypatch):
               "test": (rng.integers(0, 256, (12, 28, 28)), rng.integers(0, 10, 12))}
     files = {}
     for split, (images, labels) in arrays.items():
-        files[data._SPLIT_FILES[split][0]] = _idx(images)
-        files[data._SPLIT_FILES[split][1]] = _idx(labels)
+        files[mnist._SPLIT_FILES[split][0]] = _idx(images)
+        files[mnist._SPLIT_FILES[split][1]] = _idx(labels)
     expected = {name: (len(b), hashlib.sha256(b).hexdigest()) for name, b in files.items()}
-    monkeypatch.setattr(data, "MNIST_FILES", expected)
-    monkeypatch.setattr(data, "_download_failures", {})
-    monkeypatch.setattr(data, "_notified", set())
+    monkeypatch.setattr(mnist, "MNIST_FILES", expected)
+    monkeypatch.setattr(mnist, "_download_failures", {})
+    monkeypatch.setattr(mnist, "_notified", set())
     return arrays, files
 
 
@@ -126,7 +126,7 @@ def _serve(files):
 
 
 def _leftovers(root):
-    folder = data.cache_dir(root) / "mnist"
+    folder = cache_dir(root) / "mnist"
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
@@ -153,13 +153,13 @@ def local_server(tmp_path, monkeypatch):
 def test_truncated_download_from_local_server_is_rejected(tmp_path, local_server):
     served, url = local_server
     name = "train-images-idx3-ubyte.gz"
-    size, _ = data.MNIST_FILES[name]
+    size, _ = mnist.MNIST_FILES[name]
     (served / name).write_bytes(b"\x1f\x8b" + bytes(998))  # a truncated gzip, served with the real fetch
     root = tmp_path / "root"
     with pytest.raises(DownloadError, match=r"train-images-idx3-ubyte\.gz.*size 1,000 bytes, expected 9,912,422"):
-        data.download_mnist(root, mirrors=[url], progress=False)
+        mnist.download_mnist(root, mirrors=[url], progress=False)
     assert _leftovers(root) == []  # no partial file, no trusted file
-    assert not data.full_mnist_cached(root)
+    assert not mnist.full_mnist_cached(root)
 
 
 def test_download_from_local_server_with_the_real_fetch(tmp_path, local_server, fake_mnist):
@@ -167,7 +167,7 @@ def test_download_from_local_server_with_the_real_fetch(tmp_path, local_server, 
     arrays, files = fake_mnist
     for name, content in files.items():
         (served / name).write_bytes(content)
-    data.download_mnist(tmp_path, mirrors=["http://127.0.0.1:9/nothing/", url], progress=False)
+    mnist.download_mnist(tmp_path, mirrors=["http://127.0.0.1:9/nothing/", url], progress=False)
     assert _leftovers(tmp_path) == sorted(files)
     d = load_mnist("test", source="full", root=tmp_path)
     assert np.array_equal(d.images.numpy(), arrays["test"][0]) and np.array_equal(d.labels.numpy(), arrays["test"][1])
@@ -180,11 +180,11 @@ def test_corrupt_download_of_the_right_size_is_rejected(tmp_path, fake_mnist):
     bad[name] = files[name][:-1] + bytes([files[name][-1] ^ 0xFF])
     fetch, _ = _serve(bad)
     with pytest.raises(DownloadError, match="SHA-256 .* does not match"):
-        data.download_mnist(tmp_path, fetch=fetch, mirrors=["https://a/"], progress=False)
+        mnist.download_mnist(tmp_path, fetch=fetch, mirrors=["https://a/"], progress=False)
     # the file before it was good and stays; the corrupt one left nothing behind
     assert _leftovers(tmp_path) == ["train-images-idx3-ubyte.gz"]
     with pytest.raises(DownloadError, match="missing"):
-        data._load_full("train", tmp_path)
+        mnist._load_full("train", tmp_path)
 
 
 def test_interrupted_download_leaves_nothing(tmp_path, fake_mnist):
@@ -193,13 +193,13 @@ def test_interrupted_download_leaves_nothing(tmp_path, fake_mnist):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        data.download_mnist(tmp_path, fetch=fetch, mirrors=["https://a/"], progress=False)
+        mnist.download_mnist(tmp_path, fetch=fetch, mirrors=["https://a/"], progress=False)
     assert _leftovers(tmp_path) == []
 
 
 def test_verified_download_loads_and_replaces_a_corrupt_cached_file(tmp_path, fake_mnist):
     arrays, files = fake_mnist
-    folder = data.cache_dir(tmp_path) / "mnist"
+    folder = cache_dir(tmp_path) / "mnist"
     folder.mkdir(parents=True)
     (folder / "t10k-images-idx3-ubyte.gz").write_bytes(b"garbage from an old run")
     serve, asked = _serve(files)
@@ -209,12 +209,12 @@ def test_verified_download_loads_and_replaces_a_corrupt_cached_file(tmp_path, fa
             raise OSError("unreachable")
         serve(url, out)
 
-    data.download_mnist(tmp_path, fetch=fetch, mirrors=["https://down/", "https://ok/"], progress=False)
+    mnist.download_mnist(tmp_path, fetch=fetch, mirrors=["https://down/", "https://ok/"], progress=False)
     assert _leftovers(tmp_path) == sorted(files)
     for name, content in files.items():
         assert (folder / name).read_bytes() == content
     for split, (images, labels) in arrays.items():
-        d = data._load_full(split, tmp_path)
+        d = mnist._load_full(split, tmp_path)
         assert d.images.dtype == torch.uint8 and d.labels.dtype == torch.int64
         assert np.array_equal(d.images.numpy(), images) and np.array_equal(d.labels.numpy(), labels)
         assert d.source == f"full MNIST, {len(labels):,} digits"
@@ -232,13 +232,13 @@ def test_auto_falls_back_to_offline_with_one_notice(tmp_path, fake_mnist, monkey
         calls.append(url)
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(data, "fetch_url", no_network)
+    monkeypatch.setattr(mnist, "fetch_url", no_network)
     first = load_mnist("train", source="auto", root=tmp_path)
     assert first.source == "offline subset, 8,000 digits"
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "offline subset" in err and "8,000" in err and "2,000" in err
     tried = len(calls)
-    assert tried == len(data.MIRRORS)  # the first file on every mirror, then it gave up
+    assert tried == len(mnist.MIRRORS)  # the first file on every mirror, then it gave up
     second = load_mnist("test", source="auto", root=tmp_path)
     assert second.source == "offline subset, 2,000 digits"
     assert capsys.readouterr().err == "" and len(calls) == tried  # no second notice, no second attempt

@@ -85,7 +85,8 @@ def test_plot_permutation_step_draws_the_layer_matrix():
 
 
 def test_glimpse_drawings():
-    from ashlib.attention import GlimpseClassifier, SparseGlimpse
+    from ashlib.glimpse import SparseGlimpse
+    from ashlib.glimpse_models import GlimpseClassifier
     from ashlib.widgets import draw_glimpse_layer, glimpse_browser
 
     image = torch.zeros(1, 24, 24)

@@ -1,7 +1,7 @@
 """Classifying cluttered MNIST through learned glimpses (paper section 3.2, Table 1, Figure 4).
 
 Three models on the same data and budget: ``sparse`` (the paper's: source network -> boxes ->
-:class:`ashlib.attention.SparseGlimpse` -> head), ``stn`` (the same, with bilinear sampling: a
+:class:`ashlib.glimpse.SparseGlimpse` -> head), ``stn`` (the same, with bilinear sampling: a
 spatial transformer) and ``convnet`` (the source network with a classification layer, no
 glimpse). The paper trains 70 epochs on 60,000 100 x 100 images, batch 128, lr 1e-4.
 
@@ -10,7 +10,7 @@ The recipe here differs from the paper's text where that is what makes the glimp
 
 * the source network sees standardised canvases and starts from He initialisation, so its
   boxes depend on the image from the first step (``init="pytorch"`` restores the default);
-* the boxes start on a central, digit-sized box (:data:`ashlib.attention.CENTRE_BOX`, the
+* the boxes start on a central, digit-sized box (:data:`ashlib.glimpse.CENTRE_BOX`, the
   authors' code's offset) rather than near a point;
 * the source network has its own, lower learning rate (``source_lr``), optionally warmed up;
 * every epoch renders fresh canvases (``fresh_canvases``): the head cannot memorise a fixed set
@@ -29,10 +29,9 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from ..attention import _check_box_param, raw_start_box
 from ..data import MAX_DISTRACTORS
-from ..attention import (CENTRE_BOX, HEADS, INITS, ConvNetBaseline, GlimpseClassifier, GlimpseSaturationWarning,
-                         SpatialTransformerClassifier, box_spread, check_collapse)
+from ..glimpse import CENTRE_BOX, GlimpseSaturationWarning, box_spread, check_box_param, check_collapse, raw_start_box
+from ..glimpse_models import HEADS, INITS, ConvNetBaseline, GlimpseClassifier, SpatialTransformerClassifier
 from ..config import progress_interval, quick_mode, seed_everything, show_progress
 from .checks import check_device_name, check_int, check_positive, check_seed, check_source
 from .schedule import check_schedule, lr_factor
@@ -95,7 +94,7 @@ class AttentionConfig:
             raise ValueError(f"init_box must be one of {tuple(INIT_BOXES)}, 4 fractions or None, got {self.init_box!r}")
         if isinstance(self.init_box, list):
             self.init_box = tuple(self.init_box)
-        _check_box_param(self.box_param, self.scale_range)
+        check_box_param(self.box_param, self.scale_range)
         if isinstance(self.aux_mlp_weight, bool) or not isinstance(self.aux_mlp_weight, (int, float)) \
                 or not self.aux_mlp_weight >= 0:
             raise ValueError(f"aux_mlp_weight must be a number >= 0, got {self.aux_mlp_weight!r}")
@@ -240,7 +239,7 @@ def evaluate(model, images, labels, digit_centres=None, batch_size: int = 500, d
     Returns ``test_error``; for models with boxes also ``near_digit`` (fraction of first boxes
     whose centre is within :data:`NEAR_PIXELS` of the digit centre, when ``digit_centres`` is
     given), ``centre_distance`` (mean, pixels), ``box_size`` (mean side, pixels), ``box_spread``
-    (:func:`ashlib.attention.box_spread`), ``collapsed`` (:func:`ashlib.attention.check_collapse`)
+    (:func:`ashlib.glimpse.box_spread`), ``collapsed`` (:func:`ashlib.glimpse.check_collapse`)
     and ``saturation``. A sparse glimpse draws its samples from a generator seeded with ``seed``,
     so the numbers repeat exactly.
     """
