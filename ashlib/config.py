@@ -56,7 +56,7 @@ def max_tensor_bytes() -> float:
 def show_progress(requested: bool = True) -> bool:
     """Whether to draw a progress bar: as requested, unless ``ASHLIB_PROGRESS=0``.
 
-    ``scripts/run_notebooks.py`` sets ``ASHLIB_PROGRESS=0`` when it executes a notebook for
+    ``tools/run_notebooks.py`` sets ``ASHLIB_PROGRESS=0`` when it executes a notebook for
     storage, so stored outputs hold the final text lines instead of bars frozen at "0%".
     """
     return bool(requested) and os.environ.get("ASHLIB_PROGRESS", "1").strip().lower() not in {"0", "false", "no", "off"}

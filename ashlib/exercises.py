@@ -6,7 +6,7 @@ independent computation (ashlib's own implementation, autograd, or brute force) 
 whether it is right and, if not, the first input where it goes wrong.
 
 With the environment variable ``ASHLIB_SOLUTIONS=1`` (set by the test suite and by
-``scripts/run_notebooks.py``) :func:`exercise` swaps every stub for the reference answer in
+``tools/run_notebooks.py``) :func:`exercise` swaps every stub for the reference answer in
 :mod:`ashlib.solutions`, and a failing check raises: that is how CI exercises every self-check
 without anyone's answer in the notebook. An empty stub returns None, which no check accepts.
 """

@@ -13,6 +13,8 @@ this module builds the models through the experiments.
     ['attention-convnet', 'attention-sparse', ...]
     >>> model = pretrained.load("attention-sparse")   # eval mode; model.config, model.summary
 
+:func:`curves` gives a shipped model's training curve (``NAME.curves.csv``: one row per evaluation).
+
 ``python -m ashlib identity|attention|sort ... --save-model PATH`` writes the same format; a file
 saved so can be loaded with :func:`load_file`. A record is also a recipe:
 ``python -m ashlib sort --recipe sort-quicksort-n4`` retrains that model (see :func:`recipe`).
@@ -141,7 +143,10 @@ def curves(name: str) -> dict[str, list[float]]:
     """The training curve of shipped model ``name``: ``{column: values}``, one value per evaluation
     (``step`` first, then the experiment's metrics)."""
     _check_name(name)
-    return model_files.read_curves(model_files.paths(folder() / name)[2])
+    path = model_files.paths(folder() / name)[2]
+    if not path.is_file():
+        raise ValueError(f"the shipped model {name!r} has no training curve ({path.name} is missing)")
+    return model_files.read_curves(path)
 
 
 def record(name_or_path) -> dict:

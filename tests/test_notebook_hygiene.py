@@ -17,7 +17,7 @@ def test_there_are_notebooks():
 def test_notebook_is_stored_executed_and_clean(path):
     nb = json.load(open(path))
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
-    assert "widgets" not in nb["metadata"], "remove metadata.widgets (scripts/run_notebooks.py does)"
+    assert "widgets" not in nb["metadata"], "remove metadata.widgets (tools/run_notebooks.py does)"
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     counts = [c["execution_count"] for c in code]
     assert counts == list(range(1, len(code) + 1)), "execute top to bottom: counts must run 1..n"
@@ -46,7 +46,7 @@ def test_notebook_reads_as_course_material(path):
             continue
         for o in c["outputs"]:
             text = "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
-            assert "interactive(children" not in text, f"cell {i}: a bare widget repr (use scripts/run_notebooks.py)"
+            assert "interactive(children" not in text, f"cell {i}: a bare widget repr (use tools/run_notebooks.py)"
             assert "it/s]" not in text and "0%|" not in text, f"cell {i}: a progress bar in the stored output"
             if "application/vnd.jupyter.widget-view+json" in o.get("data", {}):
                 following = next((d for d in cells[i + 1:] if d["cell_type"] == "code"), {"outputs": []})

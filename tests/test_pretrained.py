@@ -124,6 +124,33 @@ def test_sorting_models_score_what_they_recorded(name):
     assert abs(error - recorded) <= _tolerance(recorded, 1000), (error, recorded)
 
 
+@pytest.mark.parametrize("name", pretrained.names())
+def test_shipped_curves_are_the_csv_rows(name):
+    """curves(name) gives the rows of NAME.curves.csv column by column; its last point is the recorded error."""
+    import csv
+    import math
+
+    with open(pretrained.folder() / f"{name}.curves.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    got = pretrained.curves(name)
+    assert list(got)[0] == "step" and list(got) == list(rows[0])
+    for column, values in got.items():
+        assert len(values) == len(rows)
+        for value, row in zip(values, rows):
+            assert (math.isnan(value) and row[column] == "") or value == float(row[column])
+    assert got["step"] == sorted(got["step"]) and got["step"][0] > 0
+    record = json.loads((pretrained.folder() / f"{name}.json").read_text())
+    final = record["summary"].get("final_error", record["summary"].get("final_test_error"))
+    metric = "error" if record["experiment"] == "sorting" else "test_error"
+    assert got[metric][-1] == pytest.approx(final, abs=5e-5)
+    assert got["step"][-1] == record["summary"]["batches"]
+
+
+def test_curves_of_an_unknown_model_are_refused():
+    with pytest.raises(ValueError, match="no pretrained model"):
+        pretrained.curves("no-such-model")
+
+
 def test_the_wheel_carries_the_data_and_models(tmp_path):
     """A non-editable install needs the offline digits and the models inside the wheel."""
     import subprocess
@@ -146,3 +173,4 @@ def test_the_wheel_carries_the_data_and_models(tmp_path):
     for name in pretrained.names():
         assert f"ashlib/resources/pretrained/{name}.pt" in members
         assert f"ashlib/resources/pretrained/{name}.json" in members
+        assert f"ashlib/resources/pretrained/{name}.curves.csv" in members

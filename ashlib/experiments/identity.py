@@ -32,8 +32,8 @@ EVAL_FLOOR = 1e-5  # an exact identity evaluates to MSE 0; log-scale plots draw 
 QUICK_BUDGETS = {4: 1_000, 8: 1_500, 16: 3_000, 32: 6_000}  # quick mode (ASHLIB_QUICK=1) without --iterations
 # The paper tried these 9 learning rates for its REINFORCE baseline and kept the best per size.
 REINFORCE_LEARNING_RATES = (0.1, 0.05, 0.01, 0.005, 0.001, 0.0005, 0.0001, 0.00005, 0.00001)
-# Best of those rates by our sweep (scripts/reinforce_sweep.py, fixed values, moving-average baseline;
-# results in scripts/results/reinforce_sweep.txt); sizes above 16 reuse the rate for 16.
+# Best of those rates by our sweep (studies/reinforce/reinforce_sweep.py, fixed values, moving-average baseline;
+# results in studies/reinforce/results/reinforce_sweep.txt); sizes above 16 reuse the rate for 16.
 REINFORCE_BEST_LR = {4: 0.1, 8: 0.01, 16: 0.01}
 METHODS = ("sparse", "reinforce")
 
@@ -54,7 +54,7 @@ class IdentityConfig:
     fix_values: bool = True
     # Learned values only: start them at 1 and let them learn 10x slower than the means and sigmas.
     # With N(0, 1) starts and one learning rate, values fit before the structure does and the
-    # layer settles in cancelling pairs or dead duplicates (scripts/learned_values_study.py).
+    # layer settles in cancelling pairs or dead duplicates (studies/identity/learned_values_study.py).
     values_init: str = "ones"  # or "randn", the plain SparseLayer initialisation
     values_lr_scale: float = 0.1
     chunk_size: int | None = None

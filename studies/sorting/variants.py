@@ -41,7 +41,11 @@ from ashlib.experiments import sorting
 from ashlib.experiments.sorting import KeyNetwork, SortingConfig
 from ashlib.sort import intermediate_loss, quicksort
 
-__all__ = ["sharpness", "standardised", "variant_loss", "variant_sorting_loss", "build_key_network", "load_start", "train"]
+STUDY_SETTINGS = ("neighbours", "C_final", "standardise_keys", "straight_through", "key_network", "start_from")
+"""The keyword arguments of :func:`train` that were SortingConfig fields."""
+
+__all__ = ["STUDY_SETTINGS", "sharpness", "standardised", "variant_loss", "variant_sorting_loss", "build_key_network", "load_start",
+           "network_from", "train"]
 
 
 def sharpness(C: float, C_final: float | None, step: int | None, steps: int) -> float:
@@ -132,6 +136,30 @@ def load_start(source, config: SortingConfig, arch: str = "conv") -> KeyNetwork:
         raise ValueError(f"start_from={name!r} does not fit a {arch} key network ({str(error).splitlines()[0]})") \
             from None
     return net
+
+
+def network_from(model) -> tuple[KeyNetwork, SortingConfig]:
+    """(key network in eval mode, its config) from a shipped model's name, a ``--save-model`` path
+    or a run's ``checkpoint.pt`` (``python -m ashlib sort ... --out FOLDER``); the config's source
+    is set to the offline digits, as the studies score on them."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from ashlib.experiments import loop
+
+    name = str(model)
+    if name in pretrained.names():
+        net = pretrained.load(name)
+    elif Path(name).is_dir() or Path(name).name == loop.CHECKPOINT:
+        name = str(Path(name) / loop.CHECKPOINT) if Path(name).is_dir() else name
+        state = loop.read_checkpoint(name)
+        config = SortingConfig(**sorting.upgrade_config(state["config"], name))
+        net = sorting.build_model(config)
+        net.load_state_dict(state["model"])
+        return net.eval(), replace(config, source="offline")
+    else:
+        net = pretrained.load_file(name)
+    return net, replace(net.config, source="offline")
 
 
 def train(config: SortingConfig, *, neighbours: bool = False, C_final: float | None = None,
