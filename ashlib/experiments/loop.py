@@ -284,6 +284,7 @@ class _Signals:
         self.pending = None
         self.deferring = False
         self.previous = {}
+        self._deferred = _Deferred(self)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -306,21 +307,26 @@ class _Signals:
             return
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    def deferred(self):
-        signals = self
+    def deferred(self) -> "_Deferred":
+        return self._deferred
 
-        class _Deferred:
-            def __enter__(self):
-                signals.deferring = True
 
-            def __exit__(self, *exc):
-                signals.deferring = False
-                if signals.pending is not None and exc[0] is None:
-                    signum, signals.pending = signals.pending, None
-                    raise KeyboardInterrupt(signal.Signals(signum).name)
-                return False
+class _Deferred:
+    """``with signals.deferred():`` a signal waits until the block has ended, then interrupts."""
 
-        return _Deferred()
+    def __init__(self, signals: _Signals):
+        self.signals = signals
+
+    def __enter__(self):
+        self.signals.deferring = True
+
+    def __exit__(self, *exc):
+        signals = self.signals
+        signals.deferring = False
+        if signals.pending is not None and exc[0] is None:
+            signum, signals.pending = signals.pending, None
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+        return False
 
 
 # ------------------------------------------------------------------ the loop
