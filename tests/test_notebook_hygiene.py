@@ -52,3 +52,19 @@ def test_notebook_reads_as_course_material(path):
                 following = next((d for d in cells[i + 1:] if d["cell_type"] == "code"), {"outputs": []})
                 assert any("image/png" in out.get("data", {}) for out in following["outputs"]), \
                     f"cell {i}: the next code cell after an explorer must draw a static figure"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_notebook_code_reads_nothing_outside_the_package(path):
+    """After a wheel install only the package exists: no notebook code may open a file of the
+    checkout (studies/, scripts/, data/ paths, ``__file__`` tricks); shipped data comes through
+    ``ashlib.data`` and ``ashlib.pretrained`` (tests/test_wheel_install.py runs 04 and 05 so)."""
+    nb = json.load(open(path))
+    forbidden = ("__file__", "Path(", "open(", "studies/", "scripts/", "../", "np.load", "read_csv", "torch.load")
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())  # comments may cite a study
+        found = [word for word in forbidden if word in code]
+        assert not found, f"code cell reads a path ({found}): {source[:120]!r}"
