@@ -1,7 +1,6 @@
 """Pretrained models: the shipped files load, match their checksums and still score what they recorded."""
 
 import json
-import zipfile
 
 import pytest
 import torch
@@ -149,28 +148,3 @@ def test_shipped_curves_are_the_csv_rows(name):
 def test_curves_of_an_unknown_model_are_refused():
     with pytest.raises(ValueError, match="no pretrained model"):
         pretrained.curves("no-such-model")
-
-
-def test_the_wheel_carries_the_data_and_models(tmp_path):
-    """A non-editable install needs the offline digits and the models inside the wheel."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    try:  # build offline with the installed setuptools when it is recent enough, else in isolation
-        import setuptools
-        isolation = [] if int(setuptools.__version__.split(".")[0]) >= 64 else None
-    except ImportError:
-        isolation = None
-    flags = ["--no-build-isolation"] if isolation is not None else []
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *flags, "-q",
-                            "-w", str(tmp_path), str(root)], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr[-2000:]
-    wheel = next(tmp_path.glob("ashlib-*.whl"))
-    members = set(zipfile.ZipFile(wheel).namelist())
-    assert "ashlib/resources/mnist_offline.npz" in members
-    for name in pretrained.names():
-        assert f"ashlib/resources/pretrained/{name}.pt" in members
-        assert f"ashlib/resources/pretrained/{name}.json" in members
-        assert f"ashlib/resources/pretrained/{name}.curves.csv" in members

@@ -1,14 +1,9 @@
 """The sorting experiment's pieces, on a synthetic task whose digit images encode their digit."""
 
-from dataclasses import replace
-
 import pytest
 import torch
 
-from torch.nn import functional as F
-
-from ashlib.experiments.sorting import (KeyNetwork, SortingConfig, evaluate, order_errors, sort_items,
-                                         sorting_loss, train)
+from ashlib.experiments.sorting import KeyNetwork, SortingConfig, evaluate, order_errors, sort_items, train
 
 
 class GreyDigits:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from ashlib.experiments.sorting import KeyNetwork, SortingConfig, order_errors, sort_items, train
+from ashlib.experiments.sorting import KeyNetwork, SortingConfig, sort_items
 from studies.sorting import variants
 from studies.sorting.variants import variant_sorting_loss
 

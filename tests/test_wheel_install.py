@@ -57,7 +57,13 @@ def test_notebooks_04_and_05_run_from_the_installed_wheel(tmp_path):
     assert build.returncode == 0, build.stderr[-3000:]
     wheel = next(wheels.glob("ashlib-*.whl"))
     members = set(zipfile.ZipFile(wheel).namelist())
-    assert any(m.endswith(".curves.csv") for m in members), "the wheel lacks the shipped training curves"
+    # a non-editable install needs the offline digits and every shipped model, record and curve inside
+    assert "ashlib/resources/mnist_offline.npz" in members
+    from ashlib import pretrained
+
+    for name in pretrained.names():
+        for suffix in (".pt", ".json", ".curves.csv"):
+            assert f"ashlib/resources/pretrained/{name}{suffix}" in members, f"the wheel lacks {name}{suffix}"
 
     # A fresh environment: no pip of its own; the wheel goes into its site-packages, dependencies
     # come from this interpreter's site-packages through a .pth file.

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import random
 import signal
 import sys
