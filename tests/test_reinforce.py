@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ashlib import ReinforceLayer
-from ashlib.experiments.identity import evaluate
+from ashlib.experiments.identity import IdentityConfig, evaluate
 
 X = torch.tensor([1.0, -2.0], dtype=torch.float64)
 TARGET = torch.tensor([0.5, 1.5], dtype=torch.float64)
@@ -111,8 +111,8 @@ def test_identity_evaluation_applies(tmp_path):
     with torch.no_grad():
         layer.means.copy_(torch.tensor([[-20.0, -20.0], [-0.5, -0.5], [0.5, 0.5], [20.0, 20.0]]))
     # index space sigmoid(raw) * 3 -> 0, 1.13, 1.87, 3: rounds onto the diagonal
-    mse, diagonal = evaluate(layer, 1000, torch.Generator().manual_seed(0))
-    assert mse == 0.0 and diagonal == 1.0
+    scores = evaluate(layer, IdentityConfig(n=4, method="reinforce", eval_samples=1000), torch.Generator().manual_seed(0))
+    assert scores == {"eval_mse": 0.0, "diagonal": 1.0}
 
 
 def test_bad_input():
