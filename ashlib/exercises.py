@@ -39,6 +39,12 @@ def exercise(stub):
     return stub
 
 
+def _solutions():
+    from . import solutions
+
+    return solutions
+
+
 class _Wrong(Exception):
     """An answer that is not right yet, with the reason shown to the student."""
 
@@ -256,9 +262,13 @@ def check(answer, *, quiet: bool = False) -> bool:
     if name not in EXERCISES:
         raise ValueError(f"check() takes an exercise function, one of {sorted(EXERCISES)}; got {answer!r}")
     title, checker = EXERCISES[name]
+    reference = solutions_enabled() and answer is getattr(_solutions(), name, None)
     try:
         detail = checker(answer)
         ok, message = True, f"\u2705 Exercise {title}: correct ({detail})."
+        if reference:  # say so: the stub above is still empty, the reference answer was swapped in
+            message = (f"\u2705 Exercise {title}: the reference solution passed ({detail}); ASHLIB_SOLUTIONS=1 "
+                       "put it in place of the stub. Fill in the stub and run this cell to check your own answer.")
     except _Wrong as wrong:
         ok, message = False, f"\u274c Exercise {title}: not yet. {wrong}"
     except Exception as error:  # the student's code raised: show it, do not crash the notebook

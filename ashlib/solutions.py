@@ -8,9 +8,6 @@ answer (yours or these) against the library or a brute-force computation.
 
 from __future__ import annotations
 
-import itertools
-import math
-
 import torch
 
 # ---------------------------------------------------------------- 01 · sampling
@@ -18,6 +15,9 @@ import torch
 
 def corner_tuples(mean):
     """The 2**r integer tuples around a point: every coordinate rounded down or up."""
+    import itertools
+    import math
+
     mean = torch.as_tensor(mean, dtype=torch.float64)
     choices = [(math.floor(m), math.ceil(m)) for m in mean.tolist()]
     return torch.tensor(list(itertools.product(*choices)), dtype=torch.long)
@@ -32,7 +32,7 @@ def proportions(tuples, mean, sigma):
     seen = set()
     for j, t in enumerate(tuples.tolist()):
         if tuple(t) in seen:
-            log_density[j] = -math.inf  # a repeat: no share at all
+            log_density[j] = float("-inf")  # a repeat: no share at all
         seen.add(tuple(t))
     return torch.softmax(log_density, dim=0)  # softmax = exp, then normalise, without underflow
 

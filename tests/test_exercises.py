@@ -90,7 +90,7 @@ def test_plausible_mistake_fails(name, students):
     assert not check(_wrong_answers()[name], quiet=True)
 
 
-def test_exercise_swaps_in_the_solution_only_when_enabled(monkeypatch):
+def test_exercise_swaps_in_the_solution_only_when_enabled(monkeypatch, capsys):
     def leave_one_out(losses):
         ...
 
@@ -98,6 +98,8 @@ def test_exercise_swaps_in_the_solution_only_when_enabled(monkeypatch):
     assert exercise(leave_one_out) is leave_one_out
     monkeypatch.setenv("ASHLIB_SOLUTIONS", "1")
     assert exercise(leave_one_out) is solutions.leave_one_out
+    assert check(exercise(leave_one_out))  # the stored output must not claim the empty stub passed
+    assert "the reference solution passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="not yet"):  # CI mode: a failing check fails the cell
         check(leave_one_out)
     with pytest.raises(ValueError, match="no exercise named"):
@@ -122,3 +124,15 @@ def test_every_exercise_is_in_a_notebook_with_its_solution_source():
     for name, nb in found.items():
         per_notebook[nb] = per_notebook.get(nb, 0) + 1
     assert len(per_notebook) == 5 and min(per_notebook.values()) >= 2
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_each_solution_runs_when_pasted_into_its_stub(name, students, capsys):
+    """The solution block a notebook shows is the function's source; pasted into a kernel that has
+    run only the notebook's own imports (torch, ashlib), it must define a working answer."""
+    import ashlib
+
+    namespace = {"torch": torch, "ashlib": ashlib}
+    exec(inspect.getsource(getattr(solutions, name)), namespace)
+    assert check(namespace[name])
+    assert capsys.readouterr().out.startswith("\u2705")

@@ -68,3 +68,23 @@ def test_notebook_code_reads_nothing_outside_the_package(path):
         code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())  # comments may cite a study
         found = [word for word in forbidden if word in code]
         assert not found, f"code cell reads a path ({found}): {source[:120]!r}"
+
+
+def _stats(path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "notebook_stats", os.path.join(os.path.dirname(__file__), "..", "tools", "notebook_stats.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.stats(path)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_a_lesson_has_a_length(path):
+    """DESIGN: at most 2,500 words of prose (markdown, without code and HTML tags) and a summary of
+    at most 200 words (python tools/notebook_stats.py prints the numbers)."""
+    s = _stats(path)
+    assert s["words"] <= 2500, f"{s['words']} words of prose (at most 2,500)"
+    assert s["summary_words"] is not None, "no '## Summary' section"
+    assert s["summary_words"] <= 200, f"the summary has {s['summary_words']} words (at most 200)"
