@@ -118,18 +118,22 @@ def plot_learning_curves(curves, ax=None, log=True, floor=1e-5):
 
     ``curves`` maps ``(size, method)`` to ``(iterations, runs)`` where ``runs`` is an array
     (seeds, points); the line is the mean over seeds and the band one standard deviation.
-    Method "reinforce" is dashed, anything else solid. With ``log`` the axis is symmetric-log:
+    Method "reinforce" is dashed, anything else solid. The legend names the size, and the method
+    in words ("sparse layer", "REINFORCE") only when ``curves`` holds more than one method, so a
+    panel per method reads "n = 8". With ``log`` the axis is symmetric-log:
     logarithmic above ``floor`` and linear below it, so an exact solution (MSE 0) is drawn at a
     labelled 0 rather than at an invented small value.
     """
     ax = ax or plt.gca()
     sizes = sorted({size for size, _ in curves})
     colours = {size: plt.cm.viridis(i / max(1, len(sizes) - 1) * 0.85) for i, size in enumerate(sizes)}
+    several = len({method for _, method in curves}) > 1
+    names = {"reinforce": "REINFORCE", "sparse": "sparse layer"}
     for (size, method), (iterations, runs) in sorted(curves.items()):
         runs = np.atleast_2d(np.asarray(runs, dtype=float))
         mean, std = runs.mean(0), runs.std(0)
         ls = "--" if method == "reinforce" else "-"
-        ax.plot(iterations, mean, ls=ls, color=colours[size], label=f"n = {size}, {method}")
+        ax.plot(iterations, mean, ls=ls, color=colours[size], label=f"n = {size}, {names.get(method, method)}" if several else f"n = {size}")
         if runs.shape[0] > 1:
             low = np.maximum(mean - std, 0.0)
             ax.fill_between(iterations, low, mean + std, color=colours[size], alpha=0.15, lw=0)

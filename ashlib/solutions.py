@@ -71,7 +71,17 @@ def score_function_gradient(z, mu, sigma, losses, baseline):
 
 
 def leave_one_out(losses):
-    """Baseline for draw i: the mean loss of the other draws."""
+    """Baseline for draw i: the mean loss of the other draws.
+
+    The follow-up: the batch mean m includes draw i's own loss, m = (L_i + (N - 1) b_i) / N with
+    b_i this leave-one-out baseline, so L_i - m = (N - 1) / N * (L_i - b_i). Every term, and so
+    the whole estimate, is exactly (N - 1) / N of the leave-one-out one: 63/64 for 64 draws.
+    Why that makes it biased: b_i does not depend on draw i, so (L_i - b_i) grad log p(z_i) has
+    the true gradient as its mean; the batch-mean version has (N - 1) / N of it, the same
+    direction shrunk towards zero. In training that hardly matters (Adam divides out a constant
+    scale, and 1/64 is small), but at N = 2 it halves the gradient, and a baseline that depends
+    on the draw in any other way can also turn its direction.
+    """
     losses = torch.as_tensor(losses)
     n = losses.shape[0]
     return (losses.sum() - losses) / (n - 1)
