@@ -87,7 +87,16 @@ def box_around(top, left, canvas, digit=28):
 
 
 def grid_means(corners, s):
-    """The s x s grid of points (y, x) spread evenly from corner (y0, x0) to corner (y1, x1)."""
+    """The s x s grid of points (y, x) spread evenly from corner (y0, x0) to corner (y1, x1).
+
+    What y1 < y0 does, and why it is harmless: nothing sorts the corners, so the rows of the
+    grid then run upward. Glimpse row 0 reads the box's bottom edge (canvas row y0) and the last
+    row its top edge: the glimpse is the same region turned upside down. The same points are
+    sampled, with the same gradient, only in reverse row order, and an MLP head learns
+    upside-down digits as easily as upright ones (it has no notion of up). The bad case lies in between: as y1 approaches y0 the rows
+    close up, every glimpse row reads the same canvas row, and the box collapses (section 9).
+    A box given as a centre and a side (box_param="centre_scale") can neither flip nor collapse.
+    """
     y0, x0, y1, x1 = torch.as_tensor(corners, dtype=torch.float32).tolist()
     grid = torch.zeros(s, s, 2)
     for i in range(s):
