@@ -120,6 +120,44 @@ def _check_dense_matrix(f) -> str:
     return "equals the matrix ashlib.contract multiplies with (duplicates added)"
 
 
+def _check_mean_gradient(f) -> str:
+    g = torch.Generator().manual_seed(29)
+    for r, S in ((1, 4), (2, 10), (2, 6), (3, 12)):
+        n = 8
+        flat = torch.randperm(n**r, generator=g)[:S]  # S distinct cells of an n**r grid
+        tuples = torch.stack([(flat // n**d) % n for d in reversed(range(r))], -1)
+        mean = torch.rand(r, generator=g, dtype=torch.float64) * (n - 1)
+        sigma = torch.rand(r, generator=g, dtype=torch.float64) * 2 + 0.8
+        costs = torch.randn(S, generator=g, dtype=torch.float64)
+        mu = mean.clone().requires_grad_()  # the independent computation: autograd
+        p = torch.softmax(-0.5 * (((tuples.double() - mu) / sigma) ** 2).sum(-1), 0)
+        (p * costs).sum().backward()
+        expected = mu.grad
+        got = _not_none(f(tuples, mean, sigma, costs), "dL/dmu")
+        got_t = torch.as_tensor(got, dtype=torch.float64)
+        where = f"r = {r}, {S} tuples, mean {_show(mean)}, sigma {_show(sigma)}"
+        if got_t.shape != expected.shape:
+            unsummed = " (the terms of the S tuples are not summed over j yet)" if got_t.shape == (S, r) else ""
+            raise _Wrong(f"{where}: dL/dmu has one number per coordinate of the mean, shape {tuple(expected.shape)}; "
+                         f"got shape {tuple(got_t.shape)}{unsummed}")
+        close = lambda a: torch.allclose(got_t, a, atol=1e-6, rtol=1e-4)  # noqa: E731
+        if close(expected):
+            continue
+        gd = (tuples.double() - mean) / sigma**2
+        pd = p.detach()
+        hints = (
+            (-expected, "the sign is flipped: use t_j - mu (not mu - t_j), and return dL/dmu, not the step -dL/dmu"),
+            (((costs * pd).unsqueeze(-1) * gd).sum(0),
+             "the normalisation term is missing: dp_j/dmu = p_j (g_j - sum_k p_k g_k), not p_j g_j"),
+            (expected * sigma, "divide (t_j - mu) by sigma squared, not by sigma"),
+            (expected * sigma**2, "divide (t_j - mu) by sigma squared"),
+            (-expected * sigma**2, "divide (t_j - mu) by sigma squared, and mind the sign: t_j - mu, not mu - t_j"),
+        )
+        hint = next((h for a, h in hints if close(a)), None)
+        raise _Wrong(f"{where}: expected {_show(expected)}, got {_show(got_t)}" + (f"; {hint}" if hint else ""))
+    return "equals autograd through the softmax for r = 1, 2, 3 on 4 random draws"
+
+
 def _check_diagonal_fraction(f) -> str:
     g = torch.Generator().manual_seed(7)
     for k in (1, 5, 16):
@@ -239,6 +277,7 @@ EXERCISES = {
     "corner_tuples": ("01.2 nearest tuples", _check_corner_tuples),
     "proportions": ("01.3 proportions by hand", _check_proportions),
     "dense_matrix": ("01.1 W from tuples", _check_dense_matrix),
+    "mean_gradient": ("01.4 the gradient on a mean", _check_mean_gradient),
     "diagonal_fraction": ("02.1 on the diagonal", _check_diagonal_fraction),
     "tuples_per_instance": ("02.2 how sparse is sparse?", _check_tuples_per_instance),
     "score_function_gradient": ("03.1 the score-function gradient", _check_score_function_gradient),

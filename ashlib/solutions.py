@@ -45,6 +45,27 @@ def dense_matrix(indices, values, shape):
     return W
 
 
+def mean_gradient(tuples, mean, sigma, costs):
+    """dL/dmu for L = sum_j p_j c_j, where p = softmax_j(-1/2 sum_d ((t_jd - mu_d) / sigma_d)^2).
+
+    Why a position can learn: the tuples are integers, constants for autograd, so the gradient
+    reaches the mean only through the proportions. Raising one proportion lowers the others (they
+    sum to 1): that is the normalisation term, the proportion-weighted average of g below.
+    Collecting terms, dL/dmu = sum_j p_j (c_j - c_avg) (t_j - mu) / sigma^2 with
+    c_avg = sum_k p_k c_k. A gradient step (minus this) moves the mean towards the tuples whose
+    cost is below the proportion-weighted average and away from those above it; if every tuple
+    costs the same, nothing moves.
+    """
+    tuples = torch.as_tensor(tuples, dtype=torch.float64)  # (S, r)
+    mean = torch.as_tensor(mean, dtype=torch.float64)  # (r,)
+    sigma = torch.as_tensor(sigma, dtype=torch.float64)  # (r,)
+    costs = torch.as_tensor(costs, dtype=torch.float64)  # (S,)
+    p = torch.softmax(-0.5 * (((tuples - mean) / sigma) ** 2).sum(dim=-1), dim=0)  # (S,)
+    g = (tuples - mean) / sigma**2  # (S, r): how the log density at t_j changes with mu
+    dp = p.unsqueeze(-1) * (g - (p.unsqueeze(-1) * g).sum(dim=0))  # (S, r): dp_j/dmu
+    return (costs.unsqueeze(-1) * dp).sum(dim=0)  # chain rule: sum_j c_j dp_j/dmu, shape (r,)
+
+
 # ---------------------------------------------------------------- 02 · identity
 
 
@@ -87,7 +108,16 @@ def box_around(top, left, canvas, digit=28):
 
 
 def grid_means(corners, s):
-    """The s x s grid of points (y, x) spread evenly from corner (y0, x0) to corner (y1, x1)."""
+    """The s x s grid of points (y, x) spread evenly from corner (y0, x0) to corner (y1, x1).
+
+    What y1 < y0 does, and why it is harmless: nothing sorts the corners, so the rows of the
+    grid then run upward. Glimpse row 0 reads the box's bottom edge (canvas row y0) and the last
+    row its top edge: the glimpse is the same region turned upside down. The same points are
+    sampled, with the same gradient, only in reverse row order, and an MLP head learns
+    upside-down digits as easily as upright ones (it has no notion of up). The bad case lies in between: as y1 approaches y0 the rows
+    close up, every glimpse row reads the same canvas row, and the box collapses (section 9).
+    A box given as a centre and a side (box_param="centre_scale") can neither flip nor collapse.
+    """
     y0, x0, y1, x1 = torch.as_tensor(corners, dtype=torch.float32).tolist()
     grid = torch.zeros(s, s, 2)
     for i in range(s):
