@@ -261,7 +261,8 @@ def _sort_parser(sub):
     p.add_argument("--method", choices=["quicksort", "neuralsort", "softsort"], default=SUPPRESS,
                    help="default quicksort")
     p.add_argument("--intermediate", action="store_true", default=SUPPRESS, help="quicksort: add the intermediate loss")
-    p.add_argument("--iterations", type=int, default=SUPPRESS, help="batches (default 50,000; 300 in quick mode)")
+    p.add_argument("--iterations", type=int, default=SUPPRESS,
+                   help="batches (default 50,000, our full-mode default: the paper gives no count; 300 in quick mode)")
     p.add_argument("--lr", type=float, default=SUPPRESS, help="Adam learning rate (paper: 5e-5)")
     p.add_argument("--batch-size", type=int, default=SUPPRESS, help="default 64 (the paper's)")
     p.add_argument("--eval-every", type=int, default=SUPPRESS, help="batches between evaluations (default 1,000)")

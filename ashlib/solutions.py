@@ -157,7 +157,15 @@ def half_permutation(o, d):
 
 
 def soft_buckets(keys, C):
-    """Round 1's o': sigmoid(C (key - median)), the median halfway between the two middle keys."""
+    """Round 1's o': sigmoid(C (key - median)), the median halfway between the two middle keys.
+
+    Why halfway: the two middle keys are the last item of the lower half and the first of the
+    upper half. With the split exactly between them they sit at -gap/2 and +gap/2, so their o' are
+    sigmoid(-C gap / 2) < 1/2 and sigmoid(+C gap / 2) > 1/2: rounding o' gives exactly n/2 ones (a
+    valid half-permutation, the hard o), and as C or the gap grows both tend to 0 and 1, so o'
+    tends to o. Were the median one of the two middle keys, that item would get o' = 1/2 whatever
+    C and the gap: undecided for ever, and round(o') no longer balanced.
+    """
     keys = torch.as_tensor(keys, dtype=torch.float32)
     ordered = keys.sort().values
     n = keys.shape[0]
@@ -166,6 +174,16 @@ def soft_buckets(keys, C):
 
 
 def sample_weight(o, soft_o):
-    """Unnormalised weight of the half-permutation o: prod_i (o'_i if o_i = 1 else 1 - o'_i)."""
+    """Unnormalised weight of the half-permutation o: prod_i (o'_i if o_i = 1 else 1 - o'_i).
+
+    Why ashlib sums logs: the product has n factors below 1. With n = 256 keys near their medians
+    every factor is about 1/2 and the product about 1e-77, below the smallest float32 (about
+    1e-45): every sample's weight becomes 0 and normalising gives 0 / 0. Far from the median a
+    factor for a wrong bucket is about exp(-C |key - median|): a few such factors underflow too.
+    ashlib adds log o'_i = logsigmoid(z_i) or log(1 - o'_i) = logsigmoid(-z_i), z_i = C (key_i -
+    median), instead and normalises with a softmax, which subtracts the largest log weight first:
+    the ratios between the samples, all that the proportions need, survive, and so does the
+    gradient.
+    """
     o, soft_o = torch.as_tensor(o).bool(), torch.as_tensor(soft_o)
-    return torch.where(o, soft_o, 1 - soft_o).prod().item()
+    return torch.where(o, soft_o, 1 - soft_o).prod().item()  # fine for the small n of the check

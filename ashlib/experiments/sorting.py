@@ -46,8 +46,8 @@ class SortingConfig:
     intermediate: bool = False  # quicksort only: the paper's intermediate loss
     batch_size: int = 64
     lr: float = 5e-5  # the paper's
-    lr_schedule: str = "constant"  # "constant" (the paper's) or "cosine" (annealed to 0 over the run)
-    iterations: int | None = None  # full: 50,000 batches; quick: 300
+    lr_schedule: str = "constant"  # "constant" (the paper states one rate) or "cosine" (annealed to 0 over the run)
+    iterations: int | None = None  # full: 50,000 batches (our default; the paper gives no count); quick: 300
     samples: int | None = None  # quicksort: random half-permutations per round (paper: n)
     local: int = 0  # quicksort: proposals per round one swap away from the hard split (0: the paper's)
     draws: int = 1  # quicksort: independent sorts per batch, losses averaged (the key network runs once)
