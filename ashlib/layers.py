@@ -259,9 +259,14 @@ class SparseLayer(SparseTransform):
 class HyperLayer(SparseTransform):
     """An adaptive sparse layer: a source network gives each instance its own W.
 
-    Pass ``source``, a module mapping the input x to ``(means, sigmas, values)`` of shapes
+    Pass ``source``, a module mapping the source input to ``(means, sigmas, values)`` of shapes
     (b, k, r), (b, k) or (b, k, r), and (b, k), all raw (before sigmoid/softplus), or
     subclass and override :meth:`hyper`. Works for any ranks of input and output.
+
+    ``layer(x)`` feeds x itself to the source (attention, sorting: the input decides its own W);
+    ``layer(x, context)`` feeds ``context`` instead and contracts x alone, for problems where what
+    decides W is not the thing transformed (a pointer: the cue picks which entry of x to read).
+    Concatenating the cue to x would let W read the cue's own entries too.
     """
 
     def __init__(self, in_shape, out_shape, k, source: nn.Module | None = None, *, a_local, a_global,
@@ -274,16 +279,39 @@ class HyperLayer(SparseTransform):
         self.source = source
 
     def hyper(self, x: torch.Tensor):
-        """Raw (means, sigmas, values) for each instance of x; override or pass ``source``."""
+        """Raw (means, sigmas, values) per instance from the source input (``context`` when
+        :meth:`forward` gets one, else x); override or pass ``source``."""
         if self.source is None:
             raise NotImplementedError("HyperLayer needs a source network: pass source=... or override hyper()")
         return self.source(x)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        params = self.hyper(x)
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """y = W x with W from the source network: W is made from ``context`` if given, else from x."""
+        if context is None:
+            params = self.hyper(x)
+        else:
+            _check_context(x, context)
+            params = self.hyper(context)
         if not isinstance(params, (tuple, list)) or len(params) != 3 or not all(torch.is_tensor(p) for p in params):
             got = (f"{len(params)} tensors" if isinstance(params, (tuple, list)) else type(params).__name__)
             raise ValueError(f"the source network must return three tensors (means (b, k, r), sigmas (b, k) or "
                              f"(b, k, r), values (b, k)), got {got}")
         means, sigmas, values = params
         return self.transform(x, means, sigmas, values, generator)
+
+
+def _check_context(x, context) -> None:
+    """A context is one tensor per instance of x, on x's device."""
+    if isinstance(context, torch.Generator):
+        raise TypeError("HyperLayer(x, context, generator): the second argument is the context; "
+                        "pass the generator as generator=...")
+    if not torch.is_tensor(context):
+        raise TypeError(f"context must be a tensor with one row per instance of x, got {type(context).__name__}")
+    if not torch.is_tensor(x) or x.dim() < 1:
+        return  # the contraction reports a bad x
+    if context.dim() < 1 or context.shape[0] != x.shape[0]:
+        raise ValueError(f"context must have one row per instance of x: x has batch {x.shape[0]}, "
+                         f"context has shape {tuple(context.shape)}")
+    if context.device != x.device:
+        raise ValueError(f"context is on {context.device} but x is on {x.device}: move both to one device")

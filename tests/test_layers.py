@@ -130,6 +130,68 @@ def test_hyperlayer_any_rank_and_gradients_reach_the_source():
     assert layer.source.net.weight.grad.abs().sum() > 0
 
 
+class CueToPointer(nn.Module):
+    """A pointer's source: a one-hot cue (b, n) -> one entry at (0, argmax cue), sigma at its floor, value 2."""
+
+    def forward(self, cue):
+        b, n = cue.shape
+        column = cue.argmax(dim=1).to(cue.dtype)
+        target = torch.stack([torch.zeros_like(column), column], dim=-1).unsqueeze(1) / max(n - 1, 1)
+        eps = 1e-6
+        means = torch.logit(target.clamp(eps, 1 - eps)) if n > 1 else torch.zeros(b, 1, 2, dtype=cue.dtype)
+        return means, torch.full((b, 1), -30.0, dtype=cue.dtype), torch.full((b, 1), 2.0, dtype=cue.dtype)
+
+
+def test_hyperlayer_context_makes_W_and_x_alone_is_contracted():
+    """y = 2 x[p] for a cue p given as context: the hand-worked W has one 2 at (0, p). A source fed
+    x instead of the cue would point elsewhere, and a contraction of the cue would not give x[p]."""
+    n, b = 9, 5
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(b, n, generator=g, dtype=torch.float64)
+    p = torch.tensor([0, 4, 8, 2, 4])
+    cue = torch.nn.functional.one_hot(p, n).to(torch.float64)
+    layer = HyperLayer(n, 1, 1, CueToPointer(), a_local=1, a_global=1, region=(1, 2))
+    y = layer(x, cue)
+    W = torch.zeros(b, 1, n, dtype=torch.float64)
+    W[torch.arange(b), 0, p] = 2.0
+    torch.testing.assert_close(y, (W @ x.unsqueeze(-1)).squeeze(-1))
+    torch.testing.assert_close(layer(x, context=cue), y)
+
+
+def test_hyperlayer_context_reaches_the_source_and_gradients_flow_back():
+    seen = []
+
+    class Recorder(MatrixToTensorSource):
+        def forward(self, x):
+            seen.append(x)
+            return super().forward(x)
+
+    torch.manual_seed(4)
+    layer = HyperLayer(5, (2, 2, 2), 5, Recorder(5, 4), a_local=2, a_global=2, region=2)
+    x, context = torch.randn(6, 5), torch.randn(6, 3, 4, requires_grad=True)
+    y = layer(x, context)
+    assert seen[-1] is context and y.shape == (6, 2, 2, 2)
+    y.pow(2).sum().backward()
+    assert context.grad is not None and layer.source.net.weight.grad.abs().sum() > 0
+    plain = HyperLayer((3, 4), (2, 2, 2), 5, Recorder(5, 5), a_local=2, a_global=2, region=2)
+    x34 = torch.randn(6, 3, 4)
+    plain(x34)
+    assert seen[-1] is x34  # without a context the source gets x itself
+
+
+def test_hyperlayer_context_is_checked():
+    layer = HyperLayer(9, 1, 1, CueToPointer(), a_local=1, a_global=1, region=(1, 2))
+    x = torch.randn(4, 9)
+    with pytest.raises(ValueError, match="one row per instance"):
+        layer(x, torch.zeros(3, 9))
+    with pytest.raises(TypeError, match="generator="):
+        layer(x, torch.Generator())
+    with pytest.raises(TypeError, match="context must be a tensor"):
+        layer(x, [0, 1, 2, 3])
+    with pytest.raises(ValueError, match="device"):
+        layer(x, torch.zeros(4, 9, device="meta"))
+
+
 def test_hyperlayer_subclass_can_override_hyper():
     class Constant(HyperLayer):
         def hyper(self, x):
