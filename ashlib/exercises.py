@@ -273,6 +273,29 @@ def _check_sample_weight(f) -> str:
     return "normalised, the weights equal ashlib's proportions for the distinct samples"
 
 
+def _check_sparse_parameter_count(f) -> str:
+    from .layers import SparseLayer
+
+    for in_shape, out_shape, k, fix in ((8, 8, 8, True), (8, 8, 8, False), ((28, 28), 32, 1024, False),
+                                        ((4, 5), (2, 3), 7, True), (16, (4, 4), 3, False)):
+        layer = SparseLayer(in_shape, out_shape, k, a_local=1, a_global=1, region=2, fix_values=fix)
+        expected = sum(p.numel() for p in layer.parameters())
+        _close(f(in_shape, out_shape, k, fix), expected,
+               f"in_shape {in_shape}, out_shape {out_shape}, k = {k}, fix_values = {fix}")
+    return "equals the parameters of SparseLayer for 5 shapes, fixed and learned values"
+
+
+def _check_pixel_counts(f) -> str:
+    g = torch.Generator().manual_seed(29)
+    for k, hidden, height, width in ((1, 3, 4, 4), (50, 8, 6, 5), (400, 32, 28, 28)):
+        means = torch.rand(k, 3, generator=g) * torch.tensor([hidden - 1.0, height - 1.0, width - 1.0])
+        expected = torch.zeros(height, width)
+        for _, row, col in means.tolist():
+            expected[round(row), round(col)] += 1
+        _close(f(means, height, width), expected, f"{k} means in a ({hidden}, {height}, {width}) W")
+    return "matches a count by hand over 3 sets of means"
+
+
 EXERCISES = {
     "corner_tuples": ("01.2 nearest tuples", _check_corner_tuples),
     "proportions": ("01.3 proportions by hand", _check_proportions),
@@ -287,6 +310,8 @@ EXERCISES = {
     "half_permutation": ("05.1 a half-permutation", _check_half_permutation),
     "soft_buckets": ("05.2 soft buckets", _check_soft_buckets),
     "sample_weight": ("05.3 the weight of a sampled o", _check_sample_weight),
+    "sparse_parameter_count": ("06.1 parameters of a sparse layer", _check_sparse_parameter_count),
+    "pixel_counts": ("06.2 where the connections go", _check_pixel_counts),
 }
 """name -> (title, check). The name is the stub's (and the solution's) function name."""
 

@@ -187,3 +187,28 @@ def sample_weight(o, soft_o):
     """
     o, soft_o = torch.as_tensor(o).bool(), torch.as_tensor(soft_o)
     return torch.where(o, soft_o, 1 - soft_o).prod().item()  # fine for the small n of the check
+
+
+# ---------------------------------------------------------------- 06 · your own problem
+
+
+def sparse_parameter_count(in_shape, out_shape, k, fix_values):
+    """How many numbers a SparseLayer learns: per Gaussian a mean (one coordinate per dimension
+    of W), one raw sigma and, unless the values are fixed, one value."""
+    def dims(shape):  # an int is a shape of one dimension
+        return len(shape) if isinstance(shape, (tuple, list)) else 1
+
+    rank = dims(in_shape) + dims(out_shape)  # W has out_shape + in_shape
+    per_gaussian = rank + 1 + (0 if fix_values else 1)  # mean, sigma, value
+    return k * per_gaussian
+
+
+def pixel_counts(means, height, width):
+    """How many Gaussians' means round to each input pixel, for means (k, 3) of a W with
+    shape (hidden, height, width): a (height, width) tensor of counts. The first coordinate
+    (which hidden unit) is ignored: a pixel counts every connection that reads it."""
+    cells = torch.as_tensor(means).round().long()
+    counts = torch.zeros(height, width, dtype=torch.long)
+    for _, row, col in cells.tolist():
+        counts[row, col] += 1
+    return counts
