@@ -9,7 +9,7 @@ other seeds and prints the quantities the checks and the text quote.
     OMP_NUM_THREADS=1 python studies/notebook_checks/notebook06_margins.py pointer 5
     OMP_NUM_THREADS=1 python studies/notebook_checks/notebook06_margins.py mnist 5
 
-About 20 s (permutation), 10 s (pointer) and 20 s (digits) per seed on one free core.
+About 20 s (permutation), 20 s (pointer) and 20 s (digits) per seed on one free core.
 Results: studies/notebook_checks/results/notebook06_margins.txt
 """
 import sys, time, torch, ashlib
