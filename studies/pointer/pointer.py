@@ -31,14 +31,16 @@ VARIANTS = {
     "default": {},                                 # today's HyperLayer defaults, PyTorch's init
 }
 DEFAULTS = dict(sigma_bias=0.0, mean_spread=0.0, last_scale=1.0, value_lr=1.0, value_bias=0.0, sigma_lr=1.0,
-                min_sigma=None, sigma_scale=None, lr=1e-3)
+                min_sigma=None, sigma_scale=None, sigma_rate=None, lr=1e-3,
+                value_trunk=1.0, mean_gain=1.0)
 
 
 class Source(nn.Module):
     """cue (b, n) -> raw means (b, 1, 2), raw sigma (b, 1), value (b, 1)."""
 
-    def __init__(self, n, hidden=64):
+    def __init__(self, n, hidden=64, value_trunk=1.0, mean_gain=1.0):
         super().__init__()
+        self.value_trunk, self.mean_gain = value_trunk, mean_gain
         self.body = nn.Sequential(nn.Linear(n, hidden), nn.ReLU())
         self.mean = nn.Linear(hidden, 2)
         self.sigma = nn.Linear(hidden, 1)
@@ -46,12 +48,13 @@ class Source(nn.Module):
 
     def forward(self, cue):
         h = self.body(cue)
-        return self.mean(h).unsqueeze(1), self.sigma(h), self.value(h)
+        hv = h if self.value_trunk == 1 else h.detach() + self.value_trunk * (h - h.detach())
+        return self.mean_gain * self.mean(h).unsqueeze(1), self.sigma(h), self.value(hv)
 
 
 def build(n, a_global, s, seed):
     torch.manual_seed(seed)
-    source = Source(n)
+    source = Source(n, value_trunk=s["value_trunk"], mean_gain=s["mean_gain"])
     with torch.no_grad():
         for lin in (source.mean, source.sigma, source.value):
             lin.weight.mul_(s["last_scale"])
@@ -67,6 +70,8 @@ def build(n, a_global, s, seed):
         kw["min_sigma"] = s["min_sigma"]
     if s["sigma_scale"] is not None:
         kw["sigma_scale"] = s["sigma_scale"]
+    if s["sigma_rate"] is not None:  # HyperLayer's sigma_rate (None: the layer's default; 1: as before issue 30)
+        kw["sigma_rate"] = s["sigma_rate"]
     layer = ashlib.HyperLayer(n, 1, 1, source, a_local=2, a_global=a_global, region=(1, 8), **kw)
     return layer
 
@@ -144,7 +149,8 @@ def main(argv=None):
                   f"({r['seconds']:.0f} s)", flush=True)
     RESULTS.mkdir(exist_ok=True)
     tag = "".join(f"_{kv}" for kv in a.set)
-    out = Path(a.out) if a.out else RESULTS / f"{a.variant}{tag}_ag{a.a_global}.json"
+    ns = "_".join(str(n) for n in a.n)
+    out = Path(a.out) if a.out else RESULTS / f"{a.variant}{tag}_n{ns}_ag{a.a_global}.json"
     out.write_text(json.dumps({"variant": a.variant, "settings": s, "runs": runs}, indent=1))
     print("wrote", out)
 
