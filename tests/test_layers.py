@@ -95,7 +95,7 @@ class PermutationSource(nn.Module):
         rows = torch.arange(n, dtype=x.dtype).expand(b, n)
         target = torch.stack([rows, self.perms.to(x.dtype)], dim=-1) / (n - 1)
         means = torch.logit(target.clamp(eps, 1 - eps))
-        return means, torch.full((b, n), -30.0, dtype=x.dtype), torch.ones(b, n, dtype=x.dtype)
+        return means, torch.full((b, n), -1000.0, dtype=x.dtype), torch.ones(b, n, dtype=x.dtype)  # sigma at its floor
 
 
 def test_hyperlayer_gives_each_instance_its_own_W():
@@ -139,7 +139,8 @@ class CueToPointer(nn.Module):
         target = torch.stack([torch.zeros_like(column), column], dim=-1).unsqueeze(1) / max(n - 1, 1)
         eps = 1e-6
         means = torch.logit(target.clamp(eps, 1 - eps)) if n > 1 else torch.zeros(b, 1, 2, dtype=cue.dtype)
-        return means, torch.full((b, 1), -30.0, dtype=cue.dtype), torch.full((b, 1), 2.0, dtype=cue.dtype)
+        # raw sigma -1000: times the default sigma_rate (0.03) still far below the softplus's knee
+        return means, torch.full((b, 1), -1000.0, dtype=cue.dtype), torch.full((b, 1), 2.0, dtype=cue.dtype)
 
 
 def test_hyperlayer_context_makes_W_and_x_alone_is_contracted():
@@ -224,3 +225,27 @@ def test_bad_input_raises_value_error_with_advice():
     bad_source = lambda x: (torch.zeros(2, 3, 2), torch.zeros(2, 3), torch.ones(2, 3))  # noqa: E731
     with pytest.raises(ValueError, match=r"means must have shape \(batch, k, r\) = \(2, 2, 2\)"):
         HyperLayer(4, 4, 2, bad_source, **kw)(torch.randn(2, 4))
+
+
+def test_hyperlayer_fresh_source_starts_wide_and_sigma_moves_slower():
+    """The default sigma_rate: raw sigma 0 starts at a fifth of the row; the same raw step moves
+    sigma far less than with sigma_rate = 1, and sigma_rate = 1 is SparseLayer's mapping."""
+    n = 32
+    slow = HyperLayer(n, 1, 1, CueToPointer(), a_local=2, a_global=16, region=(1, 8))
+    plain = HyperLayer(n, 1, 1, CueToPointer(), a_local=2, a_global=16, region=(1, 8), sigma_rate=1)
+    assert slow.sigma_rate == 0.03 and "sigma_rate=0.03" in repr(slow)
+    means = torch.zeros(1, 1, 2)
+    s0 = slow.index_space(means, torch.zeros(1, 1))[1][0, 0, 1].item()
+    assert s0 > n / 5  # covers the row from the middle: softplus(2) * 32 * 0.1 + 0.1 = 6.9
+    assert s0 == pytest.approx(plain.index_space(means, torch.zeros(1, 1))[1][0, 0, 1].item())
+    step = torch.full((1, 1), -1.0)
+    assert slow.index_space(means, step)[1][0, 0, 1] > 0.95 * s0
+    assert plain.index_space(means, step)[1][0, 0, 1] < 0.75 * s0
+    sparse = SparseLayer(n, 1, 1, a_local=2, a_global=16, region=(1, 8))
+    torch.testing.assert_close(plain.index_space(means, step)[1], sparse.index_space(means, step)[1])
+
+
+@pytest.mark.parametrize("bad", [0, -0.1, float("nan"), float("inf"), "0.1", None])
+def test_hyperlayer_sigma_rate_is_checked(bad):
+    with pytest.raises(ValueError, match="sigma_rate"):
+        HyperLayer(4, 1, 1, CueToPointer(), a_local=1, a_global=1, region=(1, 2), sigma_rate=bad)
