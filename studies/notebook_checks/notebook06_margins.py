@@ -7,6 +7,7 @@ other seeds and prints the quantities the checks and the text quote.
 
     OMP_NUM_THREADS=1 python studies/notebook_checks/notebook06_margins.py perm 5
     OMP_NUM_THREADS=1 python studies/notebook_checks/notebook06_margins.py pointer 5
+    OMP_NUM_THREADS=1 python studies/notebook_checks/notebook06_margins.py pointer 5 1   # sigma_rate=1
     OMP_NUM_THREADS=1 python studies/notebook_checks/notebook06_margins.py mnist 5
 
 About 20 s (permutation), 20 s (pointer) and 20 s (digits) per seed on one free core.
@@ -58,7 +59,8 @@ if what == "pointer":
             out = self.net(cue); return out[:, None, :2], out[:, None, 2], out[:, None, 3]
     for s in seeds:
         torch.manual_seed(s)
-        pointer = ashlib.HyperLayer(n, 1, 1, PS(n), a_local=2, a_global=16, region=(1, 8))
+        settings = {"sigma_rate": float(sys.argv[3])} if len(sys.argv) > 3 else {}  # e.g. 1: the old mapping
+        pointer = ashlib.HyperLayer(n, 1, 1, PS(n), a_local=2, a_global=16, region=(1, 8), **settings)
         opt = torch.optim.Adam(pointer.parameters(), lr=1e-3); L = []
         t = time.time()
         for _ in range(5000):
