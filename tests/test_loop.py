@@ -29,23 +29,7 @@ import torch
 from ashlib import model_files
 from ashlib.cli import main
 from ashlib.experiments import attention, identity, loop, sorting
-
-
-class GreyDigits:
-    """A synthetic sorting task (digit d is an image of intensity d / 9) with its own generator."""
-
-    source = "synthetic grey digits"
-
-    def __init__(self, n, digits=1, seed=0):
-        self.n, self.digits = n, digits
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def sample(self, b):
-        numbers = torch.randint(0, 10**self.digits, (b, self.n), generator=self.generator)
-        powers = 10 ** torch.arange(self.digits - 1, -1, -1)
-        digit = numbers.unsqueeze(-1) // powers % 10
-        images = (digit.float() / 9).view(b, self.n, self.digits, 1, 1).expand(b, self.n, self.digits, 28, 28)
-        return images.contiguous(), numbers, numbers.argsort(dim=1, stable=True)
+from grey_digits import GreyDigits
 
 
 ID = identity.IdentityConfig(n=4, iterations=24, eval_every=6, eval_samples=200, snapshot_every=5)
@@ -54,7 +38,7 @@ SORT = sorting.SortingConfig(n=4, digits=1, method="quicksort", local=2, iterati
 
 
 def sort_data():
-    return GreyDigits(4, seed=0), lambda: GreyDigits(4, seed=99)
+    return GreyDigits(4, digits=1, seed=0), lambda: GreyDigits(4, digits=1, seed=99)
 
 
 @pytest.fixture(scope="module")

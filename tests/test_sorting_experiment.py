@@ -4,23 +4,7 @@ import pytest
 import torch
 
 from ashlib.experiments.sorting import KeyNetwork, SortingConfig, evaluate, order_errors, sort_items, train
-
-
-class GreyDigits:
-    """Like ashlib.data.SortingTask, but digit d is an image of constant intensity d / 9."""
-
-    source = "synthetic grey digits"
-
-    def __init__(self, n, digits=3, seed=0):
-        self.n, self.digits = n, digits
-        self.generator = torch.Generator().manual_seed(seed)  # saved by checkpoints, like SortingTask
-
-    def sample(self, b):
-        numbers = torch.randint(0, 10**self.digits, (b, self.n), generator=self.generator)
-        powers = 10 ** torch.arange(self.digits - 1, -1, -1)
-        digit = numbers.unsqueeze(-1) // powers % 10  # (b, n, digits)
-        images = (digit.float() / 9).view(b, self.n, self.digits, 1, 1).expand(b, self.n, self.digits, 28, 28)
-        return images.contiguous(), numbers, numbers.argsort(dim=1, stable=True)
+from grey_digits import GreyDigits
 
 
 def test_order_errors_hand_worked():

@@ -10,23 +10,7 @@ from torch.nn import functional as F
 from ashlib.experiments.sorting import KeyNetwork, SortingConfig, sort_items
 from studies.sorting import variants
 from studies.sorting.variants import variant_sorting_loss
-
-
-class GreyDigits:
-    """A synthetic sorting task: digit d is an image of constant intensity d / 9."""
-
-    source = "synthetic grey digits"
-
-    def __init__(self, n, digits=3, seed=0):
-        self.n, self.digits = n, digits
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def sample(self, b):
-        numbers = torch.randint(0, 10**self.digits, (b, self.n), generator=self.generator)
-        powers = 10 ** torch.arange(self.digits - 1, -1, -1)
-        digit = numbers.unsqueeze(-1) // powers % 10
-        images = (digit.float() / 9).view(b, self.n, self.digits, 1, 1).expand(b, self.n, self.digits, 28, 28)
-        return images.contiguous(), numbers, numbers.argsort(dim=1, stable=True)
+from grey_digits import GreyDigits
 
 
 def test_straight_through_forwards_the_hard_sort_and_backpropagates_the_mixture():
