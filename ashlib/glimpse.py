@@ -68,6 +68,8 @@ __all__ = [
     "check_saturation",
     "glimpse_means",
     "raw_start_box",
+    "start_boxes",
+    "tile_box",
 ]
 
 SATURATION_THRESHOLD = 6.0
@@ -187,6 +189,34 @@ def raw_start_box(fractions, box_param: str = "corners", scale_range=(0.2, 0.6))
     sides = [min(max(abs(y1 - y0), lo + 1e-3 * (hi - lo)), hi - 1e-3 * (hi - lo)),
              min(max(abs(x1 - x0), lo + 1e-3 * (hi - lo)), hi - 1e-3 * (hi - lo))]
     return [_logit((y0 + y1) / 2), _logit((x0 + x1) / 2)] + [_logit((v - lo) / (hi - lo)) for v in sides]
+
+
+def tile_box(box, n: int) -> list[tuple[float, float, float, float]]:
+    """``box`` (y0, x0, y1, x1) cut into ``n`` equal tiles, read row by row.
+
+    The grid is the squarest with rows x cols >= n (rows = floor(sqrt(n))); the last row may be
+    short. Start boxes for several glimpses that, together, see what one glimpse on ``box`` sees:
+    each starts at a different place, so no two glimpses begin as copies of each other.
+    """
+    n = _check_positive_int("n", n)
+    y0, x0, y1, x1 = (float(v) for v in box)
+    rows = max(1, math.isqrt(n))
+    cols = -(-n // rows)
+    h, w = (y1 - y0) / rows, (x1 - x0) / cols
+    return [(y0 + h * (i // cols), x0 + w * (i % cols), y0 + h * (i // cols + 1), x0 + w * (i % cols + 1))
+            for i in range(n)]
+
+
+def start_boxes(init_box, n_glimpses: int) -> list:
+    """``init_box`` for ``n_glimpses`` glimpses: one box (4 fractions) for all, or one per glimpse."""
+    n_glimpses = _check_positive_int("n_glimpses", n_glimpses)
+    if isinstance(init_box, (list, tuple)) and init_box and all(
+            isinstance(b, (list, tuple)) for b in init_box):
+        if len(init_box) != n_glimpses:
+            raise ValueError(f"init_box gives {len(init_box)} boxes for {n_glimpses} glimpses; give one box "
+                             "(4 fractions) for all, or exactly one per glimpse")
+        return [tuple(b) for b in init_box]
+    return [init_box] * n_glimpses
 
 
 def _grid_fractions(s: int, like: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .glimpse import BilinearGlimpse, SparseGlimpse, _check_positive_int, _check_size, raw_start_box
+from .glimpse import BilinearGlimpse, SparseGlimpse, _check_positive_int, _check_size, raw_start_box, start_boxes
 
 __all__ = [
     "HEADS",
@@ -120,7 +120,8 @@ class SourceNetwork(nn.Module):
             the centre). A box (y0, x0, y1, x1) as fractions of the image in (0, 1) sets the last
             layer's bias to the matching raw values and shrinks its weights 10x, so every glimpse
             starts near that box: :data:`CENTRE_BOX` is the authors' start (a central, digit-sized
-            box), (0.05, 0.05, 0.95, 0.95) the whole canvas.
+            box), (0.05, 0.05, 0.95, 0.95) the whole canvas. A list of ``n_glimpses`` such boxes
+            starts each glimpse at its own box (e.g. :func:`ashlib.glimpse.tile_box`).
 
     The input is standardised with statistics set by :meth:`set_input_statistics` (buffers,
     saved in the state dict; identity until set).
@@ -136,11 +137,11 @@ class SourceNetwork(nn.Module):
         self.net = _table2(in_channels, in_size, 4 * n_glimpses, _check_positive_int("hidden", hidden))
         _init_network(self.net, init)
         if init_box is not None:
-            raw = raw_start_box(init_box, box_param, scale_range)
+            raw = [v for box in start_boxes(init_box, n_glimpses) for v in raw_start_box(box, box_param, scale_range)]
             last = self.net[-1]
             with torch.no_grad():
                 last.weight.mul_(0.1)
-                last.bias.copy_(torch.tensor(raw).repeat(n_glimpses))
+                last.bias.copy_(torch.tensor(raw))
 
     def set_input_statistics(self, images: torch.Tensor) -> None:
         """Standardise inputs with the mean and standard deviation of ``images`` (e.g. a training sample)."""

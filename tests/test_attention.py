@@ -244,6 +244,24 @@ def test_init_box_starts_every_glimpse_in_that_box():
     torch.testing.assert_close(corners, torch.tensor([0.1, 0.2, 0.9, 0.8]).expand(5, 3, 4), atol=0.03, rtol=0)
 
 
+def test_each_glimpse_can_start_in_a_box_of_its_own():
+    from ashlib.glimpse import tile_box
+
+    torch.manual_seed(0)
+    boxes = [(0.1, 0.1, 0.4, 0.4), (0.5, 0.2, 0.9, 0.6)]
+    source = SourceNetwork(1, 2, (16, 16), init_box=boxes)
+    corners = box_corners(source(torch.rand(5, 1, 16, 16)), (16, 16)) / 15
+    torch.testing.assert_close(corners, torch.tensor(boxes).expand(5, 2, 4), atol=0.05, rtol=0)
+    # tile_box: a 2 x 3 grid for 5 (rows = floor(sqrt(5)) = 2, cols = 3), the last row short
+    tiles = tile_box((0.0, 0.0, 0.6, 0.9), 5)
+    want = [(0, 0, 0.3, 0.3), (0, 0.3, 0.3, 0.6), (0, 0.6, 0.3, 0.9), (0.3, 0, 0.6, 0.3), (0.3, 0.3, 0.6, 0.6)]
+    for got, w in zip(tiles, want, strict=True):
+        assert got == pytest.approx(w)
+    assert tile_box((0.2, 0.2, 0.8, 0.8), 1) == [pytest.approx((0.2, 0.2, 0.8, 0.8))]
+    with pytest.raises(ValueError, match="gives 2 boxes for 3 glimpses"):
+        SourceNetwork(1, 3, (16, 16), init_box=boxes)
+
+
 # ------------------------------------------------------------------ (7): bad input
 
 

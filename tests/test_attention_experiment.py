@@ -66,6 +66,11 @@ def test_config_checks_and_defaults():
     assert (c.canvas, c.glimpse_size, c.epochs) == (40, 12, 3)  # quick mode (conftest sets ASHLIB_QUICK)
     assert math.isclose(c.source_lr, c.lr / 10) and AttentionConfig(model="stn").source_lr < c.source_lr
     assert c.init_box == "centre" and c.box_fractions == CENTRE_BOX
+    tiles = AttentionConfig(n_glimpses=4, init_box="tiles").box_fractions
+    lo, hi = CENTRE_BOX[0], CENTRE_BOX[2]
+    mid = (lo + hi) / 2  # the centre box cut in four quarters, read row by row
+    for got, want in zip(tiles, [(lo, lo, mid, mid), (lo, mid, mid, hi), (mid, lo, hi, mid), (mid, mid, hi, hi)]):
+        assert got == pytest.approx(want)
     for bad, match in ((dict(model="ram"), "model"), (dict(canvas=20, glimpse_size=32), "larger than the canvas"),
                        (dict(head="rnn"), "head"), (dict(init="xavier"), "init"), (dict(init_box="top"), "init_box"),
                        (dict(source_lr=0.0), "source_lr"), (dict(lr=float("nan")), "lr"), (dict(warmup=-1), "warmup"),
@@ -253,10 +258,13 @@ def test_cosine_schedule_anneals_both_rates_to_zero():
 def test_centre_distances_by_hand():
     from ashlib.experiments.attention import centre_distances
 
-    corners = torch.tensor([[[0.0, 0.0, 10.0, 10.0], [40.0, 40.0, 50.0, 50.0]],  # second box ignored
-                            [[10.0, 20.0, 30.0, 24.0], [0.0, 0.0, 1.0, 1.0]]])
-    centres = torch.tensor([[5.0, 5.0], [23.0, 26.0]])  # box centres (5, 5) and (20, 22)
+    corners = torch.tensor([[[0.0, 0.0, 10.0, 10.0], [40.0, 40.0, 50.0, 50.0]],  # box centres (5, 5), (45, 45)
+                            [[0.0, 0.0, 1.0, 1.0], [10.0, 20.0, 30.0, 24.0]]])  # (0.5, 0.5), (20, 22)
+    centres = torch.tensor([[5.0, 5.0], [23.0, 26.0]])
+    # the nearest box counts, whichever glimpse it is: 0 and 5 (3-4-5), not 56.6 and 34.8
     torch.testing.assert_close(centre_distances(corners, centres), torch.tensor([0.0, 5.0], dtype=torch.float64))
+    torch.testing.assert_close(centre_distances(corners[:, 1:], centres),
+                               torch.tensor([40 * 2**0.5, 5.0], dtype=torch.float64))
 
 
 def test_auxiliary_mlp_head_adds_its_loss_and_reaches_the_box():

@@ -28,7 +28,8 @@ import torch
 from torch.nn import functional as F
 
 from ..data import MAX_DISTRACTORS
-from ..glimpse import CENTRE_BOX, GlimpseSaturationWarning, box_spread, check_box_param, check_collapse, raw_start_box
+from ..glimpse import (CENTRE_BOX, GlimpseSaturationWarning, box_spread, check_box_param, check_collapse,
+                       raw_start_box, start_boxes, tile_box)
 from ..glimpse_models import HEADS, INITS, ConvNetBaseline, GlimpseClassifier, SpatialTransformerClassifier
 from ..config import quick_mode, seed_everything
 from .checks import check_device_name, check_int, check_positive, check_seed, check_source, drop_removed
@@ -36,7 +37,8 @@ from .loop import Plan, Result, run
 from .schedule import check_schedule, lr_factor
 
 MODELS = ("sparse", "stn", "convnet")
-INIT_BOXES = {"centre": CENTRE_BOX, "canvas": (0.05, 0.05, 0.95, 0.95)}
+INIT_BOXES = {"centre": CENTRE_BOX, "canvas": (0.05, 0.05, 0.95, 0.95), "tiles": CENTRE_BOX}
+"""Named start boxes; ``tiles`` cuts the centre box into one tile per glimpse (:func:`ashlib.glimpse.tile_box`)."""
 SOURCE_LR_RATIO = {"sparse": 0.1, "stn": 0.03, "convnet": 1.0}
 """Default source_lr / lr: the bilinear glimpse collapses at 1e-4 with a head at 1e-3, the sparse one holds."""
 REMOVED_FIELDS: dict = {}  # none yet; see ashlib.experiments.sorting.REMOVED_FIELDS
@@ -50,7 +52,8 @@ class AttentionConfig:
 
     ``lr`` is the head's learning rate (the whole ConvNet's for ``convnet``); ``source_lr`` the
     source network's (default ``lr`` times :data:`SOURCE_LR_RATIO`), linearly warmed up over
-    ``warmup`` batches. ``init_box``: ``"centre"`` (default), ``"canvas"``, 4 fractions, or None
+    ``warmup`` batches. ``init_box``: ``"centre"`` (default), ``"canvas"``, ``"tiles"`` (the centre box cut into one tile
+    per glimpse), 4 fractions, one box per glimpse, or None
     (whatever ``init`` gives). ``epochs`` x ``train_size`` canvases are seen; with
     ``fresh_canvases`` each epoch draws new ones. ``eval_every`` (batches, default: once per
     epoch) sets how often the test set is scored.
@@ -92,8 +95,8 @@ class AttentionConfig:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if isinstance(self.init_box, str) and self.init_box not in INIT_BOXES:
             raise ValueError(f"init_box must be one of {tuple(INIT_BOXES)}, 4 fractions or None, got {self.init_box!r}")
-        if isinstance(self.init_box, list):
-            self.init_box = tuple(self.init_box)
+        if isinstance(self.init_box, list):  # from JSON: a box, or one box per glimpse
+            self.init_box = tuple(tuple(b) if isinstance(b, list) else b for b in self.init_box)
         check_box_param(self.box_param, self.scale_range)
         if isinstance(self.aux_mlp_weight, bool) or not isinstance(self.aux_mlp_weight, (int, float)) \
                 or not self.aux_mlp_weight >= 0:
@@ -126,8 +129,9 @@ class AttentionConfig:
             raise ValueError(f"warmup must be an int >= 0 (batches), got {self.warmup!r}")
         if check_int("n_distractors", self.n_distractors, 0) > MAX_DISTRACTORS:
             raise ValueError(f"n_distractors must be at most {MAX_DISTRACTORS:,}, got {self.n_distractors:,}")
-        if self.box_fractions is not None:
-            raw_start_box(self.box_fractions, self.box_param, self.scale_range)  # 4 fractions inside (0, 1)
+        if self.box_fractions is not None:  # 4 fractions inside (0, 1), for all glimpses or for each
+            for box in start_boxes(self.box_fractions, self.n_glimpses):
+                raw_start_box(box, self.box_param, self.scale_range)
         k = self.n_glimpses * self.glimpse_size**2
         if self.model == "sparse" and k % self.chunk_size:
             raise ValueError(f"chunk_size must divide the {k} glimpse pixels (n_glimpses x glimpse_size^2), "
@@ -153,7 +157,9 @@ class AttentionConfig:
 
     @property
     def box_fractions(self):
-        """init_box as 4 fractions, or None."""
+        """init_box as 4 fractions (or one box per glimpse), or None."""
+        if self.init_box == "tiles":
+            return tile_box(CENTRE_BOX, self.n_glimpses)
         return INIT_BOXES.get(self.init_box, self.init_box) if isinstance(self.init_box, str) else self.init_box
 
 
@@ -222,14 +228,15 @@ def classification_error(model, images, labels, batch_size: int = 500, device="c
 
 
 def centre_distances(corners: torch.Tensor, digit_centres: torch.Tensor) -> torch.Tensor:
-    """Per canvas, pixels from the first box's centre to the digit's centre (float64).
+    """Per canvas, pixels from the nearest box's centre to the digit's centre (float64).
 
     ``corners`` (b, g, 4) as (y0, x0, y1, x1) pixels (``model.glimpse``'s first output),
-    ``digit_centres`` (b, 2) as (y, x) pixels (``AttentionData.test_digit_centres``).
+    ``digit_centres`` (b, 2) as (y, x) pixels (``AttentionData.test_digit_centres``). With several
+    glimpses, the one nearest the digit counts: the others may look at its other parts.
     """
-    first = corners[:, 0].double()
-    centre = torch.stack([(first[:, 0] + first[:, 2]) / 2, (first[:, 1] + first[:, 3]) / 2], dim=-1)
-    return (centre - digit_centres.double()).norm(dim=-1)
+    c = corners.double()
+    centre = torch.stack([(c[..., 0] + c[..., 2]) / 2, (c[..., 1] + c[..., 3]) / 2], dim=-1)  # (b, g, 2)
+    return (centre - digit_centres.double()[:, None]).norm(dim=-1).min(dim=1).values
 
 
 def evaluate(model, config: AttentionConfig, test: AttentionData | None = None, *, device=None,
@@ -238,9 +245,9 @@ def evaluate(model, config: AttentionConfig, test: AttentionData | None = None, 
     :class:`AttentionData`; default: :func:`load_data` of ``config``). A sparse glimpse draws its
     samples from a generator seeded with ``config.seed``, so the numbers repeat exactly.
 
-    Returns ``test_error``; for models with boxes also ``near_digit`` (fraction of first boxes
-    whose centre is within :data:`NEAR_PIXELS` of the digit centre), ``centre_distance`` (mean,
-    pixels), ``box_size`` (mean side, pixels), ``box_spread`` (:func:`ashlib.glimpse.box_spread`),
+    Returns ``test_error``; for models with boxes also ``near_digit`` (fraction of canvases
+    where some box's centre is within :data:`NEAR_PIXELS` of the digit centre), ``centre_distance``
+    (mean over canvases of the nearest box's, pixels), ``box_size`` (mean side over all boxes, pixels), ``box_spread`` (:func:`ashlib.glimpse.box_spread`),
     ``collapsed`` (:func:`ashlib.glimpse.check_collapse`) and ``saturation``.
     """
     test = test if test is not None else load_data(config)
@@ -273,12 +280,11 @@ def scores(model, images, labels, digit_centres=None, batch_size: int = 500, dev
     out = {"test_error": wrong / len(images)}
     if has_boxes:
         c = torch.cat(corners).double()
-        first = c[:, 0]
         if digit_centres is not None:
             distance = centre_distances(c, digit_centres)
             out.update(near_digit=float((distance <= NEAR_PIXELS).double().mean()),
                        centre_distance=float(distance.mean()))
-        out.update(box_size=float(((first[:, 2] - first[:, 0]).abs() + (first[:, 3] - first[:, 1]).abs()).mean() / 2),
+        out.update(box_size=float(((c[..., 2] - c[..., 0]).abs() + (c[..., 3] - c[..., 1]).abs()).mean() / 2),
                    box_spread=box_spread(c) if len(c) > 1 else 0.0, collapsed=check_collapse(c),
                    saturation=float(model.saturation))
     return out
