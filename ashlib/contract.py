@@ -109,9 +109,12 @@ def contract(
         values: (b, m), the value of each tuple, same dtype and device as x.
         x: (b, *in_shape, *features), the input.
         out_shape: the output dimensions.
-        validate: check that every index lies inside W (one device sync). Internal callers
-            that produced the indices themselves skip it; ``ASHLIB_DEBUG=1`` turns the check on
-            for them too (an index past the end would otherwise land in the next instance).
+        validate: check that every index lies inside W (one device sync), a ValueError if one
+            does not. Internal callers that produced the indices themselves skip it;
+            ``ASHLIB_DEBUG=1`` turns the check on for them too. With ``validate=False`` an index
+            outside W gives an undefined result, silently: it may land in another cell, in
+            another instance's output (an index past the end of one instance is the start of
+            the next), or raise an index error deep inside torch.
         feature_dims: how many trailing dimensions of x W does not touch: they are carried
             along like the batch (e.g. a permutation of n items, each an image: x (b, n, 28, 28),
             W (n, n), ``feature_dims=2``). Costs m * prod(features) per instance, never a
@@ -136,8 +139,8 @@ def contract(
         if bool((indices < 0).any()) or bool((indices >= bounds).any()):
             raise ValueError(f"indices out of range for W of shape {out_shape + in_shape}")
 
-    out_flat = flat_index(indices[..., :n_out], out_shape)  # (b, m)
-    in_flat = flat_index(indices[..., n_out:], in_shape)  # (b, m)
+    out_flat = flat_index(indices[..., :n_out], out_shape, validate=False)  # (b, m); checked above if asked
+    in_flat = flat_index(indices[..., n_out:], in_shape, validate=False)  # (b, m)
     n_out_flat = math.prod(out_shape)
     rows = out_flat + torch.arange(b, device=x.device).unsqueeze(1) * n_out_flat
     if not feature_dims:

@@ -49,18 +49,94 @@ class _Wrong(Exception):
     """An answer that is not right yet, with the reason shown to the student."""
 
 
+class _Raised(Exception):
+    """The student's function itself raised ``error`` (as opposed to returning something unusable)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(error)
+        self.error = error
+
+
+class _Answer:
+    """The student's function as the checks call it: what it raises is marked as raised by it, and
+    the last value it returned is kept, so an unusable return value is reported as such."""
+
+    _NOTHING = object()
+
+    def __init__(self, function):
+        self.function = function
+        self.returned = self._NOTHING
+
+    def __call__(self, *args, **kwargs):
+        try:
+            got = self.function(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - the student's code: any error is theirs to see
+            raise _Raised(error) from error
+        self.returned = got
+        return got
+
+
+def _describe(got) -> str:
+    """What a function returned, in a few words (its type, and shape or value)."""
+    if torch.is_tensor(got):
+        if got.is_meta:
+            return f"a meta tensor of shape {tuple(got.shape)} (a shape without values)"
+        return f"a {str(got.dtype).replace('torch.', '')} tensor of shape {tuple(got.shape)}"
+    if isinstance(got, (bool, int, float)):
+        return f"the {type(got).__name__} {got!r}"
+    if isinstance(got, (str, bytes)):
+        return f"the {type(got).__name__} {got!r:.40}"
+    if isinstance(got, dict):
+        return f"a dict with keys {list(got)[:4]!r}"
+    if isinstance(got, (list, tuple)):
+        return f"a {type(got).__name__} of {len(got)} entr{'y' if len(got) == 1 else 'ies'}"
+    shape, kind = getattr(got, "shape", None), type(got).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" + (f" of shape {tuple(shape)}" if shape is not None else "")
+
+
+def _expected(shape: tuple) -> str:
+    return "one number" if shape == () else f"a tensor of shape {shape}"
+
+
 def _not_none(got, what: str = "the answer"):
     if got is None:
         raise _Wrong(f"{what}: the function returned None (is the stub still empty?)")
     return got
 
 
-def _close(got, expected, what: str, atol: float = 1e-5) -> None:
+def _tensor(got, what: str, expected: str, dtype=torch.float64) -> torch.Tensor:
+    """``got`` as a CPU tensor (of ``dtype``, or its own for None), or _Wrong saying what came back
+    and that ``expected`` was wanted (a string, a dict, a meta tensor: nothing to compare)."""
     _not_none(got, what)
-    got_t = torch.as_tensor(got, dtype=torch.float64)
+    if torch.is_tensor(got) and got.is_meta:
+        raise _Wrong(f"{what}: your function returned {_describe(got)}; expected {expected} with values "
+                     "(compute on 'cpu')")
+    if isinstance(got, (str, bytes, dict, set)):
+        raise _Wrong(f"{what}: your function returned {_describe(got)}; expected {expected}")
+    try:
+        t = torch.as_tensor(got.detach().cpu() if torch.is_tensor(got) else got)
+        return t if dtype is None else t.to(dtype)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise _Wrong(f"{what}: your function returned {_describe(got)}, which is not numbers ({error}); "
+                     f"expected {expected}") from None
+
+
+def _number(got, what: str, expected: str = "one number") -> float:
+    """``got`` as one float, or _Wrong saying what came back instead."""
+    t = _tensor(got, what, expected)
+    if t.numel() != 1:
+        raise _Wrong(f"{what}: your function returned {_describe(got)}; expected {expected}")
+    return float(t.reshape(()))
+
+
+def _close(got, expected, what: str, atol: float = 1e-5) -> None:
     expected_t = torch.as_tensor(expected, dtype=torch.float64)
+    shape = tuple(expected_t.shape)
+    got_t = _tensor(got, what, _expected(shape))
     if got_t.shape != expected_t.shape:
-        raise _Wrong(f"{what}: expected shape {tuple(expected_t.shape)}, got {tuple(got_t.shape)}")
+        if shape == () or got_t.dim() == 0:  # one number where several were asked, or the other way round
+            raise _Wrong(f"{what}: your function returned {_describe(got)}; expected {_expected(shape)}")
+        raise _Wrong(f"{what}: expected shape {shape}, got {tuple(got_t.shape)}")
     if not torch.allclose(got_t, expected_t, atol=atol, rtol=1e-4, equal_nan=False):
         raise _Wrong(f"{what}: expected {_show(expected_t)}, got {_show(got_t)}")
 
@@ -86,9 +162,13 @@ def _check_corner_tuples(f) -> str:
             tuples, _ = sample(mean.float().view(1, 1, r), torch.ones(1, 1, r), (8,) * r, a_local=0, a_global=0,
                                  region=1)
             expected = sorted(map(tuple, tuples[0, 0].tolist()))
+            where = f"mean {_show(mean)}"
+            want = f"the {2**r} nearest tuples, an integer tensor ({2**r}, {r})"
             got = f(mean.float())
-            _not_none(got)
-            got = sorted(map(tuple, torch.as_tensor(got).long().view(-1, r).tolist()))
+            got_t = _tensor(got, where, want, dtype=None)
+            if got_t.numel() % r:
+                raise _Wrong(f"{where}: your function returned {_describe(got)}; expected {want}")
+            got = sorted(map(tuple, got_t.long().view(-1, r).tolist()))
             if got != expected:
                 raise _Wrong(f"mean {_show(mean)}: expected the tuples {expected}, got {got}")
     return "matches ashlib.sample's nearest tuples for r = 1, 2, 3"
@@ -133,9 +213,8 @@ def _check_mean_gradient(f) -> str:
         p = torch.softmax(-0.5 * (((tuples.double() - mu) / sigma) ** 2).sum(-1), 0)
         (p * costs).sum().backward()
         expected = mu.grad
-        got = _not_none(f(tuples, mean, sigma, costs), "dL/dmu")
-        got_t = torch.as_tensor(got, dtype=torch.float64)
         where = f"r = {r}, {S} tuples, mean {_show(mean)}, sigma {_show(sigma)}"
+        got_t = _tensor(f(tuples, mean, sigma, costs), f"{where}: dL/dmu", f"a tensor of shape ({r},)")
         if got_t.shape != expected.shape:
             unsummed = " (the terms of the S tuples are not summed over j yet)" if got_t.shape == (S, r) else ""
             raise _Wrong(f"{where}: dL/dmu has one number per coordinate of the mean, shape {tuple(expected.shape)}; "
@@ -175,9 +254,14 @@ def _check_tuples_per_instance(f) -> str:
         tuples, _ = sample(torch.rand(1, k, 2) * (n - 1), torch.ones(1, k, 2), (n, n), a_local=a_local,
                            a_global=a_global, region=2)
         count = tuples.shape[1] * tuples.shape[2]
-        got = f(n, k, a_local, a_global)
-        if got is None or len(got) != 2:
-            raise _Wrong("return a pair (tuples, fraction)")
+        got = _not_none(f(n, k, a_local, a_global))
+        try:
+            pair = not isinstance(got, (str, bytes, dict)) and len(got) == 2
+        except TypeError:  # a number, a 0-d tensor: no length
+            pair = False
+        if not pair:
+            raise _Wrong(f"n = {n}, k = {k}: your function returned {_describe(got)}; expected a pair "
+                         "(tuples, fraction): return tuples, fraction")
         _close(got[0], count, f"n = {n}, k = {k}, a_local = {a_local}, a_global = {a_global}: the tuples")
         _close(got[1], min(1.0, count / n**2), f"n = {n}: the fraction of cells")
     return "tuple counts agree with what ashlib.sample draws"
@@ -209,9 +293,13 @@ def _check_box_around(f) -> str:
     from .glimpse import box_corners
 
     for top, left, canvas in ((5, 9, 40), (0, 0, 60), (72, 30, 100)):
-        raw = f(top, left, canvas)
-        _not_none(raw)
-        corners = box_corners(torch.as_tensor(raw, dtype=torch.float32).view(1, 1, 4), (canvas, canvas))
+        where = f"digit at ({top}, {left}) on a {canvas}-pixel canvas"
+        want = "4 raw numbers (y0, x0, y1, x1 before the sigmoid)"
+        got = f(top, left, canvas)
+        raw = _tensor(got, where, want, dtype=torch.float32)
+        if raw.numel() != 4:
+            raise _Wrong(f"{where}: your function returned {_describe(got)}; expected {want}")
+        corners = box_corners(raw.view(1, 1, 4), (canvas, canvas))
         expected = torch.tensor([top, left, top + 27, left + 27], dtype=torch.float32)
         _close(corners.view(4), expected, f"digit at ({top}, {left}) on a {canvas}-pixel canvas: the box corners",
                atol=1e-2)
@@ -235,11 +323,11 @@ def _check_half_permutation(f) -> str:
         for d in range(1, n.bit_length()):
             c = n >> (d - 1)
             o = (torch.rand(n // c, c, generator=g).argsort(-1) >= c // 2).long().view(n)
-            got = f(o, d)
-            _not_none(got)
+            where = f"o = {o.tolist()}, d = {d}"
+            got = _tensor(f(o, d), where, f"a tensor of {n} row indices", dtype=None)
             expected = half_permutation_rows(o.view(1, n), d)[0]
-            if torch.as_tensor(got).long().tolist() != expected.tolist():
-                raise _Wrong(f"o = {o.tolist()}, d = {d}: expected {expected.tolist()}, got {torch.as_tensor(got).tolist()}")
+            if got.long().tolist() != expected.tolist():
+                raise _Wrong(f"{where}: expected {expected.tolist()}, got {got.tolist()}")
     return "matches ashlib.sort.half_permutation_rows for n = 2 .. 16, every order d"
 
 
@@ -264,9 +352,8 @@ def _check_sample_weight(f) -> str:
         o, soft_o, props = step.o[0], step.soft_o[0], step.proportions[0]
         weights = []
         for j in range(o.shape[0]):
-            w = f(o[j], soft_o)
-            _not_none(w)
-            weights.append(float(w))
+            weights.append(_number(f(o[j], soft_o), f"n = {n}, sample {j}: the weight",
+                                   "one number (the weight of this o)"))
         kept = props > 0  # repeats get nothing in ashlib; compare the distinct samples
         mine = torch.tensor(weights)[kept]
         _close(mine / mine.sum(), props[kept] / props[kept].sum(), f"n = {n}: the normalised weights of the samples")
@@ -315,6 +402,25 @@ EXERCISES = {
 }
 """name -> (title, check). The name is the stub's (and the solution's) function name."""
 
+RETURNS = {
+    "corner_tuples": "an integer tensor (2**r, r): the nearest tuples",
+    "proportions": "a tensor (S,): one proportion per tuple",
+    "dense_matrix": "a tensor of the given shape: W",
+    "mean_gradient": "a tensor (r,): dL/dmu",
+    "diagonal_fraction": "one number: the fraction on the diagonal",
+    "tuples_per_instance": "a pair (tuples, fraction) of numbers",
+    "score_function_gradient": "a tensor (r,): the gradient estimate",
+    "leave_one_out": "a tensor with one baseline per loss",
+    "box_around": "4 raw numbers (y0, x0, y1, x1 before the sigmoid)",
+    "grid_means": "a tensor (s, s, 2): the grid of means",
+    "half_permutation": "a tensor (n,) of row indices",
+    "soft_buckets": "a tensor (n,): o' per key",
+    "sample_weight": "one number: the weight of o",
+    "sparse_parameter_count": "one number: the parameter count",
+    "pixel_counts": "a tensor (height, width) of counts",
+}
+"""name -> what its answer returns, in words (said when a check cannot use what came back)."""
+
 
 def check(answer, *, quiet: bool = False) -> bool:
     """Test an exercise answer (the filled-in stub) and say whether it is right.
@@ -327,16 +433,22 @@ def check(answer, *, quiet: bool = False) -> bool:
         raise ValueError(f"check() takes an exercise function, one of {sorted(EXERCISES)}; got {answer!r}")
     title, checker = EXERCISES[name]
     reference = solutions_enabled() and answer is getattr(_solutions(), name, None)
+    student = _Answer(answer)
     try:
-        detail = checker(answer)
+        detail = checker(student)
         ok, message = True, f"\u2705 Exercise {title}: correct ({detail})."
         if reference:  # say so: the stub above is still empty, the reference answer was swapped in
             message = (f"\u2705 Exercise {title}: the reference solution passed ({detail}); ASHLIB_SOLUTIONS=1 "
                        "put it in place of the stub. Fill in the stub and run this cell to check your own answer.")
     except _Wrong as wrong:
         ok, message = False, f"\u274c Exercise {title}: not yet. {wrong}"
-    except Exception as error:  # the student's code raised: show it, do not crash the notebook
+    except _Raised as raised:  # the student's code raised: show it, do not crash the notebook
+        error = raised.error
         ok, message = False, f"\u274c Exercise {title}: your function raised {type(error).__name__}: {error}"
+    except Exception as error:  # noqa: BLE001 - the function returned, but the check cannot use what it returned
+        returned = "nothing yet" if student.returned is _Answer._NOTHING else _describe(student.returned)
+        ok, message = False, (f"\u274c Exercise {title}: not yet. Your function returned {returned}, which the check "
+                              f"cannot use ({type(error).__name__}: {error}); it expects {RETURNS[name]}")
     if not quiet:
         print(message)
     if not ok and solutions_enabled():

@@ -50,13 +50,17 @@ def check_fits_int64(shape: Sequence[int]) -> None:
         )
 
 
-def flat_index(tuples: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+def flat_index(tuples: torch.Tensor, shape: Sequence[int], *, validate: bool = True) -> torch.Tensor:
     """Row-major flat index of integer tuples ``(..., r)`` into a tensor of ``shape`` (r dims).
 
     ``flat = sum_d tuples[..., d] * prod(shape[d+1:])``, the paper's ``fi`` function. Type and
-    shape are checked; whether every tuple lies inside ``shape`` is not (that would cost a
-    device sync on the hot path of every contraction), except under ``ASHLIB_DEBUG=1``: a tuple
-    outside gives the flat index of another cell, or one outside ``[0, prod(shape))``.
+    shape are always checked. ``validate`` (the default) also checks that every tuple lies
+    inside ``shape``, a ValueError otherwise; that costs one device sync, so the sampler and
+    :func:`ashlib.contract`, which call this on their hot paths with tuples they made or
+    checked themselves, pass ``validate=False`` (as ``contract(..., validate=False)``;
+    ``ASHLIB_DEBUG=1`` turns the check back on). With ``validate=False`` a tuple outside
+    ``shape`` gives an undefined result: the flat index of another cell, or one outside
+    ``[0, prod(shape))``.
     """
     if not torch.is_tensor(tuples) or tuples.is_floating_point() or tuples.is_complex() or tuples.dtype == torch.bool:
         got = tuples.dtype if torch.is_tensor(tuples) else type(tuples).__name__
@@ -72,9 +76,12 @@ def flat_index(tuples: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
                          f"got {tuple(tuples.shape)}")
     if tuples.numel() and 0 in shape:
         raise ValueError(f"shape {shape} has a dimension of size 0: no tuple lies inside it")
-    if debug_checks() and tuples.numel() and not tuples.is_meta:
-        if bool((tuples < 0).any()) or bool((tuples >= torch.tensor(shape, device=tuples.device)).any()):
-            raise ValueError(f"tuples out of range for shape {shape} (ASHLIB_DEBUG=1 check)")
+    if (validate or debug_checks()) and tuples.numel() and not tuples.is_meta:
+        outside = (tuples < 0) | (tuples >= torch.tensor(shape, device=tuples.device))
+        if bool(outside.any()):
+            first = tuple(tuples[outside.any(-1)][0].tolist())
+            raise ValueError(f"tuples out of range for shape {shape}: {first} lies outside it (every coordinate "
+                             f"d must be in [0, shape[d]))" + ("" if validate else " (ASHLIB_DEBUG=1 check)"))
     strides = [math.prod(shape[d + 1 :]) for d in range(len(shape))]
     strides_t = torch.tensor(strides, dtype=torch.long, device=tuples.device)
     return (tuples.long() * strides_t).sum(-1)

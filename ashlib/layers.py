@@ -257,7 +257,8 @@ class SparseLayer(SparseTransform):
         if draws == 1 and n_out * n_in <= indices.shape[1]:
             # one W for the batch, with fewer cells than sampled tuples: add the tuples up into a
             # dense W once and multiply, instead of contracting b * m tuples
-            W = weights.new_zeros(n_out * n_in).index_add(0, flat_index(indices[0], self.shape), weights[0])
+            cells = flat_index(indices[0], self.shape, validate=False)  # sampled inside W
+            W = weights.new_zeros(n_out * n_in).index_add(0, cells, weights[0])
             y = x.reshape(b, n_in) @ W.view(n_out, n_in).to(x.dtype).T
             return y.view(b, *self.out_shape)
         which = torch.arange(b, device=indices.device) % draws  # instance i uses draw i % G

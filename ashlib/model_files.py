@@ -27,6 +27,9 @@ FORMAT = 1
 
 def stem(path) -> Path:
     """``path`` without a ``.pt`` / ``.json`` suffix (``PATH``, ``PATH.pt`` and ``PATH.json`` name one model)."""
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise TypeError(f"path must be a str or os.PathLike naming a model (PATH, PATH.pt or PATH.json), "
+                        f"got {path!r} ({type(path).__name__})")
     path = Path(path)
     return path.with_suffix("") if path.suffix in (".pt", ".json") else path
 
@@ -91,14 +94,14 @@ def check_writable(folder, what: str = "--out") -> Path:
     return folder
 
 
-def check_writable_target(path) -> None:
-    """Before a run: ``PATH.pt`` / ``.json`` can be written (their folder exists or can be made, and
-    is writable; neither is a folder). A ValueError naming ``--save-model`` otherwise."""
+def check_writable_target(path, what: str = "--save-model") -> None:
+    """Before a run or a save: ``PATH.pt`` / ``.json`` can be written (their folder exists or can be
+    made, and is writable; neither is a folder). A ValueError naming ``what`` and ``path`` otherwise."""
     base = stem(path)
     for target in paths(base):
         if target.is_dir():
-            raise ValueError(f"--save-model {path}: {target} is a folder")
-    check_writable(base.parent, f"--save-model {path}: the folder")
+            raise ValueError(f"{what} {path}: {target} is a folder")
+    check_writable(base.parent, f"{what} {path}: the folder")
 
 
 def write(path, model: torch.nn.Module, record: dict, curves: tuple[list[str], list[list]] | None = None) -> list[Path]:
@@ -107,15 +110,24 @@ def write(path, model: torch.nn.Module, record: dict, curves: tuple[list[str], l
     Each file is written atomically. Returns the paths written."""
     base = stem(path)
     weights, meta, curve = paths(base)
-    base.parent.mkdir(parents=True, exist_ok=True)
+    check_writable_target(base, "cannot save the model at")  # before anything is written
     state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
              for k, v in model.state_dict().items()}
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    _atomic(weights, buffer.getvalue())
+    data = buffer.getvalue()
     full = {"format": FORMAT, "name": base.name, **{k: v for k, v in record.items() if k not in ("format", "name")},
-            "sha256": _sha256(weights), "bytes": weights.stat().st_size}
-    _atomic(meta, (json.dumps(full, indent=2) + "\n").encode())
+            "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    try:  # before anything is written: a record that cannot be stored must not leave weights without one
+        text = json.dumps(full, indent=2) + "\n"
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"cannot save the model at {base}: its record is not JSON ({error}); the summary and "
+                         "config must hold numbers, strings, lists and dicts only") from None
+    try:
+        _atomic(weights, data)
+        _atomic(meta, text.encode())
+    except OSError as error:  # the folder was checked above; a full disk or a folder gone read-only since
+        raise ValueError(f"cannot save the model at {base}: writing failed ({error.strerror or error})") from None
     written = [weights, meta]
     if curves is not None:
         write_curves(curve, *curves)
@@ -133,11 +145,22 @@ def read_record(path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{meta} is not valid JSON ({error}): the file is damaged; restore it or save the model "
                          "again") from None
-    missing = [key for key in ("experiment", "config", "sha256") if key not in record] if isinstance(record, dict) \
+    missing = [key for key in _RECORD_TYPES if key not in record] if isinstance(record, dict) \
         else ["a JSON object"]
     if missing:
-        raise ValueError(f"{meta} lacks {', '.join(missing)}: it was not written by ashlib.pretrained.save()")
+        raise ValueError(f"{meta} lacks {', '.join(missing)}: it was not written by ashlib.pretrained.save(), or "
+                         "was edited by hand; restore it or save the model again")
+    for key, (kind, what) in _RECORD_TYPES.items():
+        if not isinstance(record[key], kind):
+            raise ValueError(f"{meta}: {key} must be {what}, got {record[key]!r:.60}: the record was edited by hand "
+                             "or damaged; restore it or save the model again")
     return record
+
+
+#: what every record holds, with its JSON type
+_RECORD_TYPES = {"experiment": (str, "a string (the experiment's name)"), "config": (dict, "a JSON object of settings"),
+                 "summary": (dict, "a JSON object (the recorded results)"),
+                 "sha256": (str, "a string (the SHA-256 of the .pt file)")}
 
 
 def read(path) -> tuple[dict, dict]:
@@ -151,10 +174,20 @@ def read(path) -> tuple[dict, dict]:
     if digest != record.get("sha256"):
         raise ValueError(f"{weights} does not match its recorded SHA-256 (got {digest[:12]}..., recorded "
                          f"{str(record.get('sha256'))[:12]}...): the file is damaged or was replaced")
+    if weights.stat().st_size == 0:
+        raise ValueError(f"{weights} is empty (0 bytes), and {meta.name} records the SHA-256 of an empty file: the "
+                         "weights were lost and the record rewritten; restore both from a good copy or save the "
+                         "model again")
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - matches its checksum but torch cannot read it
-        raise ValueError(f"{weights} cannot be read by this torch ({type(error).__name__})") from None
+        first = str(error).strip().splitlines()[0][:100] if str(error).strip() else ""
+        detail = f"{type(error).__name__}: {first}" if first else type(error).__name__
+        raise ValueError(f"{weights} is not a state dict this torch can read ({detail}): the file is damaged, "
+                         f"although {meta.name} records its SHA-256; restore both or save the model again") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise ValueError(f"{weights} holds {type(state).__name__}, not a state dict (names -> tensors): it was not "
+                         "written by ashlib.pretrained.save(); restore it or save the model again")
     return record, state
 
 

@@ -29,6 +29,8 @@ def plot_matrix(W, ax=None, title=None, cmap=None, colorbar=True):
     At most about 16 tick labels per axis, so they never overprint.
     """
     W = _numpy(W)
+    if W.ndim != 2 or W.size == 0:
+        raise ValueError(f"W must be a 2-D matrix with at least one row and one column, got shape {W.shape}")
     ax = ax or plt.gca()
     lim = max(float(np.abs(W).max()), 1e-12)
     if cmap is None:
@@ -164,6 +166,14 @@ def plot_item_rows(rows, ax=None, labels=None, cmap="Greys"):
     """Rows of image items: ``rows`` is a list of (n, H, W) tensors, drawn one row per entry."""
     import numpy as np
 
+    shapes = [tuple(row.shape) if hasattr(row, "shape") else None for row in rows] if isinstance(rows, (list, tuple)) \
+        else None
+    if not shapes:
+        raise ValueError(f"rows must be a non-empty list of (n, H, W) image tensors, one per row, got {rows!r}")
+    if any(shape is None or len(shape) != 3 or 0 in shape for shape in shapes):
+        raise ValueError(f"rows must be (n, H, W) image tensors with at least one item each, got shapes {shapes}")
+    if len({n * w for n, _, w in shapes}) > 1:
+        raise ValueError(f"every row must be equally wide (n * W pixels), got shapes {shapes}")
     ax = ax or plt.gca()
     strips = [np.concatenate([_numpy(img) for img in row], axis=1) for row in rows]
     gap = np.full((2, strips[0].shape[1]), np.nan)
@@ -189,6 +199,11 @@ def plot_glimpses(model, images, labels=None, generator=None, digit_boxes=None, 
     """
     from matplotlib.patches import Rectangle
 
+    if not torch.is_tensor(images) or images.dim() != 4 or len(images) == 0:
+        got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"images must be a tensor (b, 1, H, W) holding at least one canvas to draw, got {got}")
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+        raise ValueError(f"columns must be an int >= 1, got {columns!r}")
     was = model.training
     model.eval()
     with torch.no_grad():

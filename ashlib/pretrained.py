@@ -113,9 +113,13 @@ def load_file(path, device: str = "cpu") -> torch.nn.Module:
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     try:
         model.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(f"{weights} does not fit the model its record describes "
-                         f"({str(error).splitlines()[0]})") from None
+    except RuntimeError as error:  # missing or unexpected tensors, or shapes that differ: torch lists them
+        lines = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+        detail = "; ".join(lines)
+        raise ValueError(f"{weights} does not fit the {record['experiment']} model that {meta.name} describes "
+                         f"({detail[:400]}{' ...' if len(detail) > 400 else ''}). The weights belong to another "
+                         "model, or the record's config (its sizes, e.g. width) was edited; restore the pair or "
+                         "save the model again") from None
     model = model.to(device).eval()
     model.config = config
     model.summary = record.get("summary", {})

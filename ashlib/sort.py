@@ -50,6 +50,9 @@ def half_permutation_rows(o: torch.Tensor, d: int) -> torch.Tensor:
     """
     if not torch.is_tensor(o) or o.dim() != 2 or o.is_floating_point() or o.is_complex():
         raise ValueError("o must be a (batch, n) long or bool tensor of 0s and 1s")
+    if o.is_meta:
+        raise ValueError("half_permutation_rows needs a real tensor o, got a meta tensor (no data): move it to "
+                         "'cpu' or 'cuda' first")
     b, n = o.shape
     m = _check_power_of_two(n)
     if not isinstance(d, int) or not 1 <= d <= m:

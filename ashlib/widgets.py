@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import matplotlib.pyplot as plt
 import torch
 
 from .layers import split_values
 from .plot import plot_identity_snapshot, plot_sparse_weights, sample_kinds
 from .sampling import sample
+
+
+def _check_int(value, name: str, low: int, why: str) -> int:
+    """``value`` as an int >= ``low``, or a ValueError naming ``name``, the value and why."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        raise ValueError(f"{name} must be an int >= {low} ({why}), got {value!r}")
+    return value
 
 
 def draw_sampling(row=2.3, col=5.6, sigma=0.8, a_local=3, a_global=3, region=3, size=8, seed=0, value=1.0):
@@ -35,6 +44,8 @@ def sampling_explorer(size=8):
     """Sliders for the mean, sigma, a_local, a_global and region, redrawing :func:`draw_sampling`."""
     import ipywidgets as w
 
+    _check_int(size, "size", 2, "W is size x size and the sliders move the mean over it")
+
     def show(row, col, sigma, a_local, a_global, region, seed):
         fig, _, _ = draw_sampling(row, col, sigma, a_local, a_global, region, size=size, seed=seed)
         plt.show(fig)
@@ -60,8 +71,12 @@ def draw_identity_snapshot(result, index: int, seed: int = 0):
     """
     from .experiments.identity import snapshot_tuples
 
+    count = _snapshot_count(result)
+    if isinstance(index, bool) or not isinstance(index, Integral) or not -count <= index < count:
+        raise ValueError(f"index must be an int in [0, {count}): the run kept {count} snapshot"
+                         f"{'s' if count != 1 else ''} (0 to {count - 1}), got {index!r}")
     config = result.config
-    it, means, sigmas = result.snapshots[index]
+    it, means, sigmas = result.snapshots[int(index)]
     rounded = means.round().long()
     on_diagonal = int((rounded[:, 0] == rounded[:, 1]).sum())
     fig, (ax, curve) = plt.subplots(1, 2, figsize=(8.4, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
@@ -78,9 +93,22 @@ def draw_identity_snapshot(result, index: int, seed: int = 0):
     return fig, on_diagonal
 
 
+def _snapshot_count(result) -> int:
+    """How many snapshots an identity run kept; a ValueError if it kept none (nothing to draw)."""
+    snapshots = getattr(result, "snapshots", None)
+    if not isinstance(snapshots, list):
+        raise ValueError(f"result must be an identity run's result (with .snapshots), got {type(result).__name__}")
+    if not snapshots:
+        raise ValueError("result has no snapshots to draw: a training run keeps one at batch 1 and every "
+                         "snapshot_every batches; this result kept none")
+    return len(snapshots)
+
+
 def identity_snapshot_slider(result):
     """A slider that scrubs through the training snapshots of an identity run."""
     import ipywidgets as w
+
+    _snapshot_count(result)
 
     def show(snapshot, draw):
         fig, _ = draw_identity_snapshot(result, snapshot, seed=draw)
@@ -98,26 +126,44 @@ def draw_quicksort(n: int = 8, C: float = 10.0, spread: float = 1.0, shuffle: in
                    seed: int = 0):
     """Sort n random keys (``spread`` apart on average) with :func:`ashlib.quicksort`; draw every round.
 
-    Top row: each round's soft permutation matrix; bottom: the keys after each round.
+    Top row: each round's soft permutation matrix; bottom: the keys after each round. An n that
+    is not a power of two is padded by quicksort to the next one, ``size``: the matrices are
+    size x size, and the padding's slots (keys that sort last, far above the real ones) are
+    drawn as grey bands instead of bars, so the real keys keep their scale.
     Returns ``(fig, result, keys)``.
     """
     from .plot import plot_permutation_step
     from .sort import quicksort
 
+    _check_int(n, "n", 2, "the number of keys to sort")
     g = torch.Generator().manual_seed(shuffle)
     keys = (torch.randperm(n, generator=g).double() * spread).unsqueeze(0)
     result = quicksort(keys, keys.unsqueeze(-1), samples=samples, C=C, generator=torch.Generator().manual_seed(seed))
     rounds = len(result.layers)
+    size = result.layers[0].o.shape[-1]  # n, or the power of two quicksort padded it to
+    real = torch.zeros(1, size, 1, dtype=keys.dtype)
+    real[:, :n] = 1.0
     fig, axes = plt.subplots(2, rounds + 1, figsize=(2.4 * (rounds + 1), 4.8))
     axes[0, 0].bar(range(n), keys[0].tolist(), color="tab:blue")
     axes[0, 0].set_title("keys in", fontsize=9)
     for d, step in enumerate(result.layers, start=1):
-        plot_permutation_step(step, ax=axes[0, d], title=f"round {d}: {n >> (d - 1)}-chunks")
+        plot_permutation_step(step, ax=axes[0, d], title=f"round {d}: {size >> (d - 1)}-chunks")
     axes[1, 0].axis("off")
-    axes[1, 0].text(0, 0.5, f"C = {C:g}\nspread = {spread:g}\nsamples = {samples if samples is not None else n}",
-                    fontsize=9, va="center")
-    for d, k in enumerate(result.keys, start=1):
-        axes[1, d].bar(range(n), k[0].tolist(), color="tab:orange")
+    padded = f"\nn = {n}, padded to {size}\n(grey: padding)" if size != n else ""
+    axes[1, 0].text(0, 0.5, f"C = {C:g}\nspread = {spread:g}\nsamples = {samples if samples is not None else size}"
+                    + padded, fontsize=9, va="center")
+    for d, (k, step) in enumerate(zip(result.keys, result.layers), start=1):
+        if size == n:
+            axes[1, d].bar(range(n), k[0].tolist(), color="tab:orange")
+        else:  # the padding's slots after this round: where the real items' mass is not
+            with torch.no_grad():
+                real = step.apply(real)
+            slots = real[0, :, 0] > 0.5
+            at = slots.nonzero()[:, 0]
+            axes[1, d].bar(at.tolist(), k[0, at].tolist(), color="tab:orange")
+            for i in (~slots).nonzero()[:, 0].tolist():
+                axes[1, d].axvspan(i - 0.4, i + 0.4, color="0.85", lw=0)
+            axes[1, d].set_xlim(-0.6, size - 0.4)
         axes[1, d].set_title(f"keys after round {d}", fontsize=9)
         axes[1, d].set_xticks([])
     fig.tight_layout()
@@ -127,6 +173,8 @@ def draw_quicksort(n: int = 8, C: float = 10.0, spread: float = 1.0, shuffle: in
 def quicksort_explorer(n: int = 8):
     """Sliders for C, the spread of the keys, the number of samples and a shuffle seed."""
     import ipywidgets as w
+
+    _check_int(n, "n", 2, "the number of keys to sort")
 
     def show(C, spread, samples, shuffle):
         fig, _, _ = draw_quicksort(n, C=C, spread=spread, samples=samples, shuffle=shuffle)
@@ -182,6 +230,12 @@ def glimpse_browser(model, images, labels):
     import ipywidgets as w
 
     from .plot import plot_glimpses
+
+    if not torch.is_tensor(images) or images.dim() != 4 or len(images) == 0:
+        got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"images must be a tensor (b, 1, H, W) of at least one image to browse, got {got}")
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"labels must have one entry per image: {len(images)} images, {len(labels)} labels")
 
     def show(index):
         fig = plot_glimpses(model, images[index:index + 1], labels[index:index + 1],

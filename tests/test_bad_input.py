@@ -1075,3 +1075,339 @@ def test_cli_refuses_bad_settings_before_training(argv, pattern, capsys):
     out, err = capsys.readouterr()
     assert code == 2 and "Traceback" not in err
     assert any(re.search(pattern, line) for line in (out + err).splitlines()), err
+
+
+# ------------------------------------------------------------------ bad input, round three (issue 31)
+# Seven classes the third probe found: (class, entry point, case, call, exception type, regex of the message).
+# 1 an unguarded allocation, 2 the exercise checker (tested apart: check returns False and says why),
+# 3 quicksort figures for n not a power of two (tested apart: they now draw), 4 model files edited by hand or
+# damaged past the hash, 5 figures and widgets on empty or out-of-range input, 6 data odds and ends,
+# 7 out-of-range tuples for flat_index and contract.
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _with_cap(gib, call):
+    """``call()`` with ASHLIB_MAX_POOL_GIB set to ``gib`` (so a memory check is reached with small sizes)."""
+    from unittest import mock
+
+    with mock.patch.dict("os.environ", {"ASHLIB_MAX_POOL_GIB": str(gib)}):
+        return call()
+
+
+def _identity_result(snapshots=True):
+    from ashlib.experiments.identity import IdentityConfig, IdentityResult
+
+    means = torch.tensor([[0.2, 0.1], [1.0, 1.4], [2.6, 1.2], [3.0, 3.0]])
+    extra = {"snapshots": [(1, means, torch.full((4, 2), 0.3))]} if snapshots else {}
+    return IdentityResult(config=IdentityConfig(n=4, iterations=10), losses=[1.0, 0.5],
+                          evaluations=[{"step": 2, "eval_mse": 0.0, "diagonal": 0.75}], extra=extra)
+
+
+def _widget(name, *args, **kw):
+    _plt()
+    from ashlib import widgets
+
+    return getattr(widgets, name)(*args, **kw)
+
+
+def _plot(name, *args, **kw):
+    _plt()
+    from ashlib import plot
+
+    return getattr(plot, name)(*args, **kw)
+
+
+def _labelled_digits(bad_label):
+    labels = torch.arange(20) % 10
+    labels[3] = bad_label
+    return torch.zeros(20, 28, 28, dtype=torch.uint8), labels
+
+
+def _under_a_file(tmp_path, name):
+    """A path whose folder is a file: no folder can be made there (the unwritable place root cannot write either)."""
+    (tmp_path / "a_file").write_text("not a folder")
+    return tmp_path / "a_file" / name
+
+
+_PAST_END = torch.tensor([[[4, 0]], [[0, 0]]])  # row 4 of a 4-row W: with validate=False it lands in instance 1
+
+ROUND_THREE = [
+    # 1: canvas size, and materialise's memory, under the same cap as length and n_distractors
+    (1, "ClutteredMNIST", "size 100,000 (40 GB a canvas) refused in the constructor",
+     lambda: _cluttered(size=100_000, length=2), ValueError, r"size = 100,000 .* GiB each to render"),
+    (1, "ClutteredMNIST", "size 20,000 under a 1 GiB cap", lambda: _with_cap(1, lambda: _cluttered(size=20_000)),
+     ValueError, r"size = 20,000 .*ASHLIB_MAX_POOL_GIB"),
+    (1, "ClutteredMNIST.materialise", "all canvases past the cap, before rendering",
+     lambda: (lambda ds: _with_cap(1 / 2**20, lambda: ds.materialise("unused.pt", progress=False)))(_cluttered()),
+     ValueError, r"materialise\(\) keeps all 4 canvases of 40 x 40 in memory"),
+    # 4: model files (the editing helpers are below the table)
+    (4, "pretrained.load_file", "path 123", lambda: pretrained.load_file(123), TypeError,
+     r"path must be a str or os\.PathLike .* got 123 \(int\)"),
+    (4, "pretrained.load_file", "path None", lambda: pretrained.load_file(None), TypeError,
+     r"path must be a str or os\.PathLike"),
+    # 5: figures and widgets on empty or out-of-range input
+    (5, "plot_matrix", "a (0, 0) matrix", lambda: _plot("plot_matrix", np.zeros((0, 0))), ValueError,
+     r"W must be a 2-D matrix with at least one row and one column, got shape \(0, 0\)"),
+    (5, "plot_matrix", "a vector", lambda: _plot("plot_matrix", torch.ones(4)), ValueError,
+     r"W must be a 2-D matrix .* got shape \(4,\)"),
+    (5, "plot_item_rows", "no rows", lambda: _plot("plot_item_rows", []), ValueError,
+     r"rows must be a non-empty list of \(n, H, W\) image tensors"),
+    (5, "plot_item_rows", "a row of no items", lambda: _plot("plot_item_rows", [torch.zeros(0, 4, 4)]), ValueError,
+     r"rows must be \(n, H, W\) image tensors with at least one item each"),
+    (5, "plot_item_rows", "rows of different widths", lambda: _plot("plot_item_rows", [torch.zeros(3, 4, 4),
+                                                                                     torch.zeros(2, 4, 4)]),
+     ValueError, r"every row must be equally wide"),
+    (5, "plot_glimpses", "an empty batch", lambda: _plot("plot_glimpses", _classifier(), _IMAGES[:0]), ValueError,
+     r"images must be a tensor \(b, 1, H, W\) holding at least one canvas"),
+    (5, "plot_glimpses", "columns=0", lambda: _plot("plot_glimpses", _classifier(), _IMAGES, columns=0), ValueError,
+     r"columns must be an int >= 1, got 0"),
+    (5, "draw_identity_snapshot", "index 99 of 1 snapshot", lambda: _widget("draw_identity_snapshot", _identity_result(), 99),
+     ValueError, r"index must be an int in \[0, 1\): the run kept 1 snapshot .* got 99"),
+    (5, "draw_identity_snapshot", "index 0.5", lambda: _widget("draw_identity_snapshot", _identity_result(), 0.5),
+     ValueError, r"index must be an int .* got 0\.5"),
+    (5, "draw_identity_snapshot", "a result without snapshots",
+     lambda: _widget("draw_identity_snapshot", _identity_result(snapshots=False), 0), ValueError,
+     "result has no snapshots to draw"),
+    (5, "identity_snapshot_slider", "a result without snapshots",
+     lambda: _widget("identity_snapshot_slider", _identity_result(snapshots=False)), ValueError,
+     "result has no snapshots to draw"),
+    (5, "glimpse_browser", "no images", lambda: _widget("glimpse_browser", _classifier(), _IMAGES[:0], torch.zeros(0)),
+     ValueError, r"images must be a tensor \(b, 1, H, W\) of at least one image to browse, got \(0, 1, 20, 20\)"),
+    (5, "glimpse_browser", "2 images, 3 labels", lambda: _widget("glimpse_browser", _classifier(), _IMAGES,
+                                                                  torch.tensor([1, 2, 3])),
+     ValueError, "labels must have one entry per image: 2 images, 3 labels"),
+    (5, "sampling_explorer", "size 1", lambda: _widget("sampling_explorer", size=1), ValueError,
+     r"size must be an int >= 2 .* got 1"),
+    (5, "sampling_explorer", "size 4.5", lambda: _widget("sampling_explorer", size=4.5), ValueError,
+     r"size must be an int >= 2 .* got 4\.5"),
+    (5, "draw_quicksort", "n 1", lambda: _widget("draw_quicksort", n=1), ValueError, r"n must be an int >= 2 .* got 1"),
+    (5, "quicksort_explorer", "n 6.0", lambda: _widget("quicksort_explorer", n=6.0), ValueError,
+     r"n must be an int >= 2 .* got 6\.0"),
+    # 6: data odds and ends
+    (6, "SortingTask", "user digits with a label of -1", lambda: data_module.SortingTask(
+        4, split="test", mnist=_labelled_digits(-1)), ValueError,
+     "the digits must cover the classes 0-9 and no others; got a label of -1"),
+    (6, "SortingTask", "user digits with a label of 12", lambda: data_module.SortingTask(
+        4, split="test", mnist=_labelled_digits(12)), ValueError,
+     r"the digits must cover the classes 0-9 and no others; counts per class: \[.*\]"),
+    (6, "half_permutation_rows", "a meta tensor", lambda: __import__("ashlib.sort").sort.half_permutation_rows(
+        torch.tensor([[0, 1, 1, 0]], device="meta"), 1), ValueError, "meta tensor"),
+    # 7: out-of-range tuples
+    (7, "flat_index", "(1, 7) in a (4, 5) tensor", lambda: indexing.flat_index(torch.tensor([[0, 1], [1, 7]]), (4, 5)),
+     ValueError, r"tuples out of range for shape \(4, 5\): \(1, 7\) lies outside it"),
+    (7, "flat_index", "(-1, 0) in a (4, 5) tensor", lambda: indexing.flat_index(torch.tensor([[-1, 0]]), (4, 5)),
+     ValueError, r"tuples out of range for shape \(4, 5\): \(-1, 0\)"),
+    (7, "contract", "row 4 of 4 with the default validate=True",
+     lambda: ashlib.contract(_PAST_END, torch.ones(2, 1), torch.ones(2, 4), (4,)), ValueError,
+     r"indices out of range for W of shape \(4, 4\)"),
+]
+
+
+@pytest.mark.parametrize("cls,entry,case,call,error,pattern", ROUND_THREE,
+                         ids=[f"{c}. {e}: {case}" for c, e, case, *_ in ROUND_THREE])
+def test_round_three_bad_input_is_refused_by_name(cls, entry, case, call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()
+    _plt().close("all")
+
+
+def test_out_of_range_without_validation_is_documented_as_undefined():
+    """contract(validate=False) and flat_index(validate=False) are the documented opt-outs: no device sync,
+    and an index outside gives an undefined result (the docstrings say so; validate=True is the default)."""
+    import inspect
+
+    for function in (ashlib.contract, indexing.flat_index):
+        doc = " ".join(function.__doc__.split())
+        assert "validate=False" in doc and "undefined result" in doc, function.__name__
+        assert inspect.signature(function).parameters["validate"].default is True
+
+
+# 2: the exercise checker. (exercise, answer returning the wrong kind of thing, what the message must say)
+WRONG_RETURNS = [
+    ("corner_tuples", lambda mean: "abc", r"your function returned the str 'abc'; expected the 2 nearest tuples"),
+    ("proportions", lambda tuples, mean, sigma: {"p": 1.0}, r"returned a dict with keys \['p'\]; expected a tensor "
+                                                            r"of shape \(12,\)"),
+    ("tuples_per_instance", lambda n, k, a_local, a_global: 64, r"returned the int 64; expected a pair \(tuples, "
+                                                                r"fraction\)"),
+    ("tuples_per_instance", lambda n, k, a_local, a_global: torch.tensor(64.0), r"returned a float32 tensor of shape "
+                                                                               r"\(\); expected a pair"),
+    ("sample_weight", lambda o, soft_o: torch.ones(3), r"returned a float32 tensor of shape \(3,\); expected one number"),
+    ("diagonal_fraction", lambda means: torch.ones(3), r"returned a float32 tensor of shape \(3,\); expected one number"),
+    ("leave_one_out", lambda losses: 1.0, r"returned the float 1\.0; expected a tensor of shape \(3,\)"),
+    ("dense_matrix", lambda indices, values, shape: torch.zeros(shape, device="meta"),
+     r"returned a meta tensor of shape \(4, 4\) \(a shape without values\); expected a tensor of shape \(4, 4\)"),
+    ("mean_gradient", lambda tuples, mean, sigma, costs: torch.zeros(1, device="meta"), r"returned a meta tensor"),
+    ("box_around", lambda top, left, canvas: 0.5, r"returned the float 0\.5; expected 4 raw numbers"),
+    ("half_permutation", lambda o, d: "rows", r"returned the str 'rows'; expected a tensor of 2 row indices"),
+    ("sparse_parameter_count", lambda *args: "12", r"returned the str '12'; expected one number"),
+    ("pixel_counts", lambda means, height, width: [None], r"returned a list of 1 entry, which is not numbers"),
+]
+
+
+@pytest.mark.parametrize("name,answer,pattern", WRONG_RETURNS, ids=[f"{n}: {p[:30]}" for n, _, p in WRONG_RETURNS])
+def test_exercise_check_says_what_a_wrong_answer_returned(name, answer, pattern, monkeypatch, capsys):
+    """A function that returned normally is not blamed for raising: the message says what it returned and what
+    the check expected."""
+    monkeypatch.delenv("ASHLIB_SOLUTIONS", raising=False)
+    assert exercises.check(_named(name, answer)) is False
+    out = capsys.readouterr().out
+    assert out.startswith("\u274c") and "not yet" in out and "raised" not in out
+    assert re.search(pattern, out), out
+
+
+def test_exercise_check_still_says_when_the_function_itself_raised(monkeypatch, capsys):
+    monkeypatch.delenv("ASHLIB_SOLUTIONS", raising=False)
+    assert exercises.check(_named("dense_matrix", lambda indices, values, shape: torch.zeros(2)[shape])) is False
+    out = capsys.readouterr().out
+    assert "your function raised" in out and "returned" not in out
+
+
+def test_exercise_check_reports_an_unusable_return_value_it_did_not_foresee(monkeypatch, capsys):
+    """The safety net: if a check trips over what came back, the message names the value, not an exception of
+    the student's."""
+    monkeypatch.delenv("ASHLIB_SOLUTIONS", raising=False)
+
+    def fussy(f):
+        return f(1) + 1  # the check itself fails on a str
+
+    monkeypatch.setitem(exercises.EXERCISES, "leave_one_out", ("03.2 a leave-one-out baseline", fussy))
+    assert exercises.check(_named("leave_one_out", lambda losses: "x")) is False
+    out = capsys.readouterr().out
+    assert "Your function returned the str 'x'" in out and "it expects a tensor with one baseline per loss" in out
+    assert "your function raised" not in out
+    assert set(exercises.RETURNS) == set(exercises.EXERCISES)
+
+
+# 3: quicksort's figures for n that is not a power of two draw the padded rounds
+@pytest.mark.parametrize("n", [3, 5, 6, 8])
+def test_draw_quicksort_draws_every_round_for_any_n(n):
+    """n real keys are drawn as bars in every round, the padding (up to the next power of two) as grey bands;
+    the round matrices are size x size; keys far apart come out sorted."""
+    plt = _plt()
+    from matplotlib.colors import to_rgba
+
+    from ashlib.widgets import draw_quicksort, quicksort_explorer
+
+    size = 1 << (n - 1).bit_length()
+    rounds = size.bit_length() - 1
+    fig, result, keys = draw_quicksort(n, C=10.0, spread=2.0, shuffle=1)
+    axes = fig.axes
+    assert len(axes) == 2 * (rounds + 1)
+    top, bottom = axes[:rounds + 1], axes[rounds + 1:]
+    assert len(top[0].patches) == n  # the keys in
+    for d in range(1, rounds + 1):
+        assert top[d].images[0].get_array().shape == (size, size)
+        bars = [p for p in bottom[d].patches if p.get_facecolor() == to_rgba("tab:orange")]
+        bands = [p for p in bottom[d].patches if p.get_facecolor() == to_rgba("0.85")]
+        assert (len(bars), len(bands), len(bottom[d].patches)) == (n, size - n, size), d
+    last = sorted(bars, key=lambda p: p.get_x())
+    assert [round(p.get_height(), 6) for p in last] == sorted(round(v, 6) for v in keys[0].tolist())
+    torch.testing.assert_close(result.sorted[0, :, 0], keys[0].sort().values)
+    widget = quicksort_explorer(n)
+    assert {"C", "key spread", "samples", "shuffle"} <= {c.description for c in widget.children
+                                                          if hasattr(c, "description")}
+    plt.close("all")
+
+
+# 4: model files edited by hand or damaged past the hash (the record's SHA-256 rewritten to match)
+def _model_copy(tmp_path, edit_record=None, weights=None):
+    """sort-softsort-n4 copied to tmp_path/m, its record edited, its weights replaced by ``weights`` (bytes)
+    with the SHA-256 recorded to match, as a hand edit would leave it."""
+    import hashlib
+
+    for suffix in (".pt", ".json"):
+        shutil.copy(pretrained.folder() / f"sort-softsort-n4{suffix}", tmp_path / f"m{suffix}")
+    record = json.loads((tmp_path / "m.json").read_text())
+    if weights is not None:
+        (tmp_path / "m.pt").write_bytes(weights)
+        record["sha256"] = hashlib.sha256(weights).hexdigest()
+    (tmp_path / "m.json").write_text(json.dumps(edit_record(record) if edit_record else record))
+    return tmp_path / "m"
+
+
+def _without(record, key):
+    return {k: v for k, v in record.items() if k != key}
+
+
+def _config(**changes):
+    return lambda record: {**record, "config": {**record["config"], **changes}}
+
+
+MODEL_FILE_FAULTS = [
+    ("record without summary", dict(edit_record=lambda r: _without(r, "summary")),
+     r"m\.json lacks summary: it was not written by ashlib\.pretrained\.save\(\), or was edited by hand"),
+    ("summary a list", dict(edit_record=lambda r: {**r, "summary": [1, 2]}),
+     r"m\.json: summary must be a JSON object .* got \[1, 2\]"),
+    ("config a string", dict(edit_record=lambda r: {**r, "config": "n=4"}), r"m\.json: config must be a JSON object"),
+    ("a 0-byte .pt whose recorded hash matches", dict(weights=b""), r"m\.pt is empty \(0 bytes\), and m\.json records "
+                                                                    r"the SHA-256 of an empty file"),
+    ("text for weights, hash matching", dict(weights=b"not a torch file"),
+     r"m\.pt is not a state dict this torch can read \(\w+Error.*\): the file is damaged"),
+    ("a tensor, not a state dict", dict(weights="tensor"), r"m\.pt holds Tensor, not a state dict"),
+    ("another model's weights (attention-sparse)", dict(weights="attention-sparse"),
+     r"m\.pt does not fit the sorting model that m\.json describes \(Missing key\(s\).*The weights belong to "
+     r"another model"),
+    ("config width edited (0.25 -> 0.5)", dict(edit_record=_config(width=0.5)),
+     r"m\.pt does not fit the sorting model that m\.json describes \(size mismatch for digit_net\.0\.weight.*e\.g\. "
+     r"width\) was edited"),
+]
+
+
+@pytest.mark.parametrize("case,change,pattern", MODEL_FILE_FAULTS, ids=[c for c, *_ in MODEL_FILE_FAULTS])
+def test_model_files_edited_or_damaged_past_the_hash_are_named(tmp_path, case, change, pattern):
+    change = dict(change)
+    if change.get("weights") == "tensor":
+        import io
+
+        buffer = io.BytesIO()
+        torch.save(torch.zeros(3), buffer)
+        change["weights"] = buffer.getvalue()
+    elif isinstance(change.get("weights"), str):
+        change["weights"] = (pretrained.folder() / f"{change['weights']}.pt").read_bytes()
+    path = _model_copy(tmp_path, **change)
+    with pytest.raises(ValueError, match=pattern):
+        pretrained.load_file(path)
+
+
+def test_saving_a_model_into_an_unwritable_place_is_refused_before_writing(tmp_path):
+    config = SortingConfig(n=4)
+    target = _under_a_file(tmp_path, "m")
+    with pytest.raises(ValueError, match=r"cannot save the model at .*a_file/m: the folder .*a_file exists and is "
+                                         r"not a folder"):
+        pretrained.save(torch.nn.Linear(1, 1), target, "sorting", config, {}, "")
+    with pytest.raises(ValueError, match=r"cannot save the model at .*: its record is not JSON"):
+        pretrained.save(torch.nn.Linear(1, 1), tmp_path / "m", "sorting", config, {"when": object()}, "")
+    assert not list(tmp_path.glob("m.*")), "nothing is written when the record cannot be"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="root writes into read-only folders")
+def test_a_read_only_folder_is_named_before_saving_or_materialising(tmp_path):
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(ValueError, match=r"cannot save the model at .*read_only/m: the folder .* is not writable"):
+            pretrained.save(torch.nn.Linear(1, 1), folder / "m", "sorting", SortingConfig(n=4), {}, "")
+        with pytest.raises(ValueError, match=r"materialise\(.*read_only/c\.pt'\): the folder .* is not writable"):
+            _cluttered().materialise(folder / "c.pt", progress=False)
+    finally:
+        folder.chmod(0o700)
+
+
+# 6: materialise into a place that cannot be written is named up front, before rendering
+def test_materialise_into_an_unwritable_place_names_the_path_before_rendering(tmp_path, monkeypatch):
+    ds = _cluttered()
+    rendered = []
+    monkeypatch.setattr(ds, "render", lambda idx: rendered.append(idx) or torch.zeros(len(idx), 40, 40, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"materialise\('.*a_file/c\.pt'\): the folder .*a_file exists and is not "
+                                         r"a folder"):
+        ds.materialise(_under_a_file(tmp_path, "c.pt"), progress=False)
+    assert rendered == [] and ds._images is None

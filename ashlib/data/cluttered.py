@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..config import max_tensor_bytes, show_progress
+from ..model_files import check_writable
 from .mnist import _digits_from, _subseed
 from .paths import cache_dir
 
@@ -88,6 +89,11 @@ class ClutteredMNIST(torch.utils.data.Dataset):
         if not 1 <= distractor_size <= 28:
             raise ValueError(f"distractor_size must be between 1 and 28 (crops come from 28 x 28 digits), "
                              f"got {distractor_size}")
+        canvas = 2 * 4 * int(size) ** 2  # rendering one item: an int32 canvas of sums, then its float image
+        if canvas > max_tensor_bytes():
+            raise ValueError(f"size = {size:,} gives canvases of {size:,} x {size:,} pixels that need about "
+                             f"{canvas / 2**30:.1f} GiB each to render; use a smaller size (the paper's is 100), "
+                             "or raise ASHLIB_MAX_POOL_GIB")
         self.split, self.size, self.seed = split, int(size), int(seed)
         self.n_distractors, self.distractor_size = int(n_distractors), int(distractor_size)
         if length is not None and (isinstance(length, bool) or not isinstance(length, (int, np.integer))):
@@ -226,6 +232,11 @@ class ClutteredMNIST(torch.utils.data.Dataset):
         path = Path(path) if path is not None else self.cache_path()
         if path.is_dir():
             raise ValueError(f"path {path} is a folder: pass a file name (e.g. {path / self.cache_path().name})")
+        need = self.length * self.size ** 2  # every canvas as uint8, kept in memory
+        if need > max_tensor_bytes():
+            raise ValueError(f"materialise() keeps all {self.length:,} canvases of {self.size} x {self.size} in memory: "
+                             f"about {need / 2**30:.1f} GiB; use a smaller length or size, render batches on the fly "
+                             "with batch(), or raise ASHLIB_MAX_POOL_GIB")
         meta = {"split": self.split, "size": self.size, "n_distractors": self.n_distractors,
                 "distractor_size": self.distractor_size, "seed": self.seed, "length": self.length,
                 "source": self.digits.source}
@@ -244,21 +255,26 @@ class ClutteredMNIST(torch.utils.data.Dataset):
                                  "or pass another path")
             self._images = saved["images"]
             return path
+        check_writable(path.parent, f"materialise({str(path)!r}): the folder")  # before minutes of rendering
         images = torch.empty(self.length, self.size, self.size, dtype=torch.uint8)
         for start in tqdm(range(0, self.length, batch_size), disable=not show_progress(progress),
                           desc=f"cluttered MNIST {self.split}", unit="batch"):
             stop = min(start + batch_size, self.length)
             images[start:stop] = self.render(torch.arange(start, stop))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        os.close(fd)
+        tmp = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+            os.close(fd)
             torch.save({"meta": meta, "images": images, "labels": self.labels, "digit_index": self.digit_index,
                         "digit_yx": self.digit_yx, "distractor_index": self.distractor_index,
                         "crop_yx": self.crop_yx, "distractor_yx": self.distractor_yx}, tmp)
             os.replace(tmp, path)
+        except (OSError, RuntimeError) as error:  # the folder went away or read-only, or the disk filled up
+            reason = getattr(error, "strerror", None) or error
+            raise ValueError(f"materialise({str(path)!r}): cannot write {path} ({reason})") from None
         finally:
-            if os.path.exists(tmp):
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
         self._images = images
         return path

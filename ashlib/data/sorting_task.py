@@ -41,6 +41,9 @@ class SortingTask:
         self.n, self.digits, self.split, self.seed, self.distinct = int(n), int(digits), split, int(seed), distinct
         data = _digits_from(mnist, split, source, root)
         self.images, self.labels, self.digit_source = data
+        if len(self.labels) and int(self.labels.min()) < 0:  # bincount cannot count them
+            raise ValueError("the digits must cover the classes 0-9 and no others; "
+                             f"got a label of {int(self.labels.min())}")
         counts = torch.bincount(self.labels, minlength=10)
         if len(counts) > 10 or (counts[:10] == 0).any():
             raise ValueError("the digits must cover the classes 0-9 and no others; "
