@@ -457,6 +457,13 @@ def main(argv=None) -> int:
         return 2
     if args.smoke:
         args.source = "offline"
+    elif args.source == "auto" and any(EXPERIMENTS[n].kind != "identity" for n in names):
+        from ashlib.data import full_mnist_cached
+
+        if not full_mnist_cached():
+            print("note: full MNIST is not cached here, so new attention and sorting runs use the offline subset "
+                  "(8,000 train / 2,000 test digits); for the paper's data run `python -m ashlib data --source full` "
+                  "on a machine online first (it fills data/cache/mnist, 12 MB)", flush=True)
     from ashlib.experiments.loop import CHECKPOINT
 
     started = [n for n in names if (args.out / n / CHECKPOINT).is_file() or (args.out / n / RESULT).is_file()]
