@@ -8,6 +8,7 @@ list the experiments. The full-scale settings are checked without training.
 import importlib.util
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -125,3 +126,4 @@ def test_smoke_run_writes_the_table_and_resume_skips_finished_runs(tmp_path):
     proc, _ = _run("--table", "--out", str(out), timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert {n: r[2] for n, r in _table_rows(table).items()} == {n: r[2] for n, r in rows.items()}
+    shutil.rmtree(out)  # three attention checkpoints of ~120 MB each (table 2's source network and Adam state)
