@@ -67,6 +67,7 @@ __all__ = [
     "check_collapse",
     "check_saturation",
     "glimpse_means",
+    "nested_boxes",
     "raw_start_box",
     "start_boxes",
     "tile_box",
@@ -205,6 +206,19 @@ def tile_box(box, n: int) -> list[tuple[float, float, float, float]]:
     h, w = (y1 - y0) / rows, (x1 - x0) / cols
     return [(y0 + h * (i // cols), x0 + w * (i % cols), y0 + h * (i // cols + 1), x0 + w * (i % cols + 1))
             for i in range(n)]
+
+
+def nested_boxes(box, n: int, smallest: float = 0.5) -> list[tuple[float, float, float, float]]:
+    """``n`` boxes with ``box``'s centre, the first ``box`` itself, the sides shrinking in equal steps
+    to ``smallest`` times its sides: start boxes for several glimpses that all look at the middle, at
+    several scales (a coarse view for context, finer ones for detail)."""
+    n = _check_positive_int("n", n)
+    if not 0 < smallest <= 1:
+        raise ValueError(f"smallest must be a fraction in (0, 1], got {smallest!r}")
+    y0, x0, y1, x1 = (float(v) for v in box)
+    cy, cx, h, w = (y0 + y1) / 2, (x0 + x1) / 2, (y1 - y0) / 2, (x1 - x0) / 2
+    scales = [1 - (1 - smallest) * i / (n - 1) if n > 1 else 1.0 for i in range(n)]
+    return [(cy - h * f, cx - w * f, cy + h * f, cx + w * f) for f in scales]
 
 
 def start_boxes(init_box, n_glimpses: int) -> list:

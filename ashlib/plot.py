@@ -240,7 +240,7 @@ def plot_glimpses(model, images, labels=None, generator=None, digit_boxes=None, 
             gax = axes[r, col * per + j + 1]
             gax.set_axis_on()
             image = gax.imshow(_numpy(glimpses[i, j, 0]), cmap="RdBu_r", vmin=-lim, vmax=lim)
-            gax.set_title(f"glimpse {j + 1}", fontsize=9)
+            gax.set_title(f"glimpse {j + 1}", fontsize=9, color=plt.cm.tab10(j % 10))  # its box's colour
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="glimpse value")
     return fig

@@ -245,7 +245,7 @@ def test_init_box_starts_every_glimpse_in_that_box():
 
 
 def test_each_glimpse_can_start_in_a_box_of_its_own():
-    from ashlib.glimpse import tile_box
+    from ashlib.glimpse import nested_boxes, tile_box
 
     torch.manual_seed(0)
     boxes = [(0.1, 0.1, 0.4, 0.4), (0.5, 0.2, 0.9, 0.6)]
@@ -258,6 +258,11 @@ def test_each_glimpse_can_start_in_a_box_of_its_own():
     for got, w in zip(tiles, want, strict=True):
         assert got == pytest.approx(w)
     assert tile_box((0.2, 0.2, 0.8, 0.8), 1) == [pytest.approx((0.2, 0.2, 0.8, 0.8))]
+    # nested_boxes: the same centre, sides from the box's down to half of it in equal steps
+    nested = nested_boxes((0.2, 0.3, 0.6, 0.7), 3)
+    want = [(0.2, 0.3, 0.6, 0.7), (0.25, 0.35, 0.55, 0.65), (0.3, 0.4, 0.5, 0.6)]
+    for got, w in zip(nested, want, strict=True):
+        assert got == pytest.approx(w)
     with pytest.raises(ValueError, match="gives 2 boxes for 3 glimpses"):
         SourceNetwork(1, 3, (16, 16), init_box=boxes)
 

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from ..data import MAX_DISTRACTORS
 from ..glimpse import (CENTRE_BOX, GlimpseSaturationWarning, box_spread, check_box_param, check_collapse,
-                       raw_start_box, start_boxes, tile_box)
+                       nested_boxes, raw_start_box, start_boxes, tile_box)
 from ..glimpse_models import HEADS, INITS, ConvNetBaseline, GlimpseClassifier, SpatialTransformerClassifier
 from ..config import quick_mode, seed_everything
 from .checks import check_device_name, check_int, check_positive, check_seed, check_source, drop_removed
@@ -37,8 +37,10 @@ from .loop import Plan, Result, run
 from .schedule import check_schedule, lr_factor
 
 MODELS = ("sparse", "stn", "convnet")
-INIT_BOXES = {"centre": CENTRE_BOX, "canvas": (0.05, 0.05, 0.95, 0.95), "tiles": CENTRE_BOX}
-"""Named start boxes; ``tiles`` cuts the centre box into one tile per glimpse (:func:`ashlib.glimpse.tile_box`)."""
+INIT_BOXES = {"centre": CENTRE_BOX, "canvas": (0.05, 0.05, 0.95, 0.95), "tiles": CENTRE_BOX, "nested": CENTRE_BOX}
+"""Named start boxes; ``tiles`` cuts the centre box into one tile per glimpse (:func:`ashlib.glimpse.tile_box`),
+``nested`` gives each glimpse a box with the same centre, from the centre box down to half its side
+(:func:`ashlib.glimpse.nested_boxes`)."""
 SOURCE_LR_RATIO = {"sparse": 0.1, "stn": 0.03, "convnet": 1.0}
 """Default source_lr / lr: the bilinear glimpse collapses at 1e-4 with a head at 1e-3, the sparse one holds."""
 REMOVED_FIELDS: dict = {}  # none yet; see ashlib.experiments.sorting.REMOVED_FIELDS
@@ -53,7 +55,7 @@ class AttentionConfig:
     ``lr`` is the head's learning rate (the whole ConvNet's for ``convnet``); ``source_lr`` the
     source network's (default ``lr`` times :data:`SOURCE_LR_RATIO`), linearly warmed up over
     ``warmup`` batches. ``init_box``: ``"centre"`` (default), ``"canvas"``, ``"tiles"`` (the centre box cut into one tile
-    per glimpse), 4 fractions, one box per glimpse, or None
+    per glimpse), ``"nested"`` (boxes around the centre box's centre, from its size to half of it), 4 fractions, one box per glimpse, or None
     (whatever ``init`` gives). ``epochs`` x ``train_size`` canvases are seen; with
     ``fresh_canvases`` each epoch draws new ones. ``eval_every`` (batches, default: once per
     epoch) sets how often the test set is scored.
@@ -160,6 +162,8 @@ class AttentionConfig:
         """init_box as 4 fractions (or one box per glimpse), or None."""
         if self.init_box == "tiles":
             return tile_box(CENTRE_BOX, self.n_glimpses)
+        if self.init_box == "nested":
+            return nested_boxes(CENTRE_BOX, self.n_glimpses)
         return INIT_BOXES.get(self.init_box, self.init_box) if isinstance(self.init_box, str) else self.init_box
 
 
