@@ -2,7 +2,7 @@
 
 The notebooks draw a shipped model's training curve from ``ashlib.pretrained.curves(NAME)``, which
 reads ``NAME.curves.csv`` inside the installed package, so they need nothing outside it. Each
-model's record (``NAME.json``) names its run folder in its command (``--out FOLDER``, a kept run
+model's record (``NAME.json``) names its run folder in its ``command_as_run`` (``--out FOLDER``, a kept run
 under ``studies/``); this script copies that run's evaluation rows:
 
 - sorting: ``FOLDER/evaluation.csv`` (``batch,error,element_error``), ``batch`` renamed ``step``;
@@ -31,7 +31,8 @@ PRETRAINED = ROOT / "data" / "pretrained"
 
 
 def run_folder(record: dict) -> Path:
-    args = shlex.split(record["command"])
+    # ``command`` is the recipe (``--recipe NAME``); the command as run names the run folder
+    args = shlex.split(record.get("command_as_run") or record["command"])
     return ROOT / args[args.index("--out") + 1]
 
 
