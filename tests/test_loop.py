@@ -227,9 +227,12 @@ def test_a_killed_cli_run_saves_a_resumable_checkpoint(tmp_path):
         process = subprocess.Popen([sys.executable, "-m", "ashlib", "identity", "--size", "8", "--iterations",
                                     "1000000", "--out", str(out), "--checkpoint-every", "5"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        deadline = time.monotonic() + 60
-        while not (out / loop.CHECKPOINT).exists() and time.monotonic() < deadline:  # the loop is running
+        # the loop is running once its first checkpoint exists; on a loaded machine the process may take
+        # over a minute just to import torch, and a signal before the CLI's handler is the default (-15)
+        deadline = time.monotonic() + 600
+        while not (out / loop.CHECKPOINT).exists() and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.05)
+        assert (out / loop.CHECKPOINT).exists(), "the run wrote no checkpoint within 600 s"
         time.sleep(0.2)
         process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=60)
