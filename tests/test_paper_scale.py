@@ -70,6 +70,9 @@ def test_recipe_changes_match_the_shipped_recipes():
     sparse, convnet = recipe("attention-sparse"), recipe("attention-convnet")
     for field, value in run_script.SPARSE_RECIPE.items():
         assert getattr(sparse, field) == value, field
+    multi, settings = recipe("attention-sparse-multi"), run_script.EXPERIMENTS["attention-8x12"].settings
+    for field in (*run_script.SPARSE_RECIPE, "init_box"):  # the multi-glimpse recipe, at the paper's scale
+        assert settings[field] == getattr(multi, field), field
     settings = run_script.EXPERIMENTS["attention-convnet"].settings
     for field in ("model", "lr", "source_lr", "lr_schedule", "init", "fresh_canvases", "warmup"):
         assert settings[field] == getattr(convnet, field), field

@@ -9,7 +9,7 @@ from ashlib import pretrained
 from ashlib.experiments import attention, sorting
 
 REQUIRED = {"attention-sparse", "attention-stn", "attention-convnet", "sort-quicksort-n4", "sort-neuralsort-n4",
-            "sort-softsort-n4", "sort-quicksort-n8"}
+            "sort-softsort-n4", "sort-quicksort-n8", "attention-sparse-multi"}
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -87,7 +87,7 @@ def test_shipped_models_are_listed_checked_and_small():
         total += (pretrained.folder() / f"{name}.pt").stat().st_size
         model = pretrained.load(name)  # checks the SHA-256
         assert not model.training and "data" in model.summary and "seconds" in model.summary
-    assert total <= 20 * 2**20
+    assert total <= 24 * 2**20  # the wheel carries them all: 10 models, 3-4 MB each for attention
 
 
 # A fixed offline test subset for each experiment: the first 1,000 canvases / instances of the
@@ -110,6 +110,29 @@ def test_attention_models_score_what_they_recorded(name):
     assert abs(scores["test_error"] - recorded) <= _tolerance(recorded, 1000), (scores, recorded)
     if "final_near_digit" in model.summary and model.summary["final_near_digit"] is not None:
         assert abs(scores["near_digit"] - model.summary["final_near_digit"]) <= _tolerance(0.5, 1000)
+
+
+def test_the_multi_glimpse_model_meets_its_targets_on_canvases_of_another_seed():
+    """Issue 32: attention-sparse-multi (four 12 x 12 glimpses) errs no more than the one 16 x 16 glimpse
+    of attention-sparse on the same canvases, and some glimpse's box centre lies within 4 px of the
+    digit's centre on at least 90 % of them. Canvases of seed 2 (training used seed 0, testing seed 1),
+    1,000 of them here (10,000 in studies/attention/multi_glimpse.md): the margins are the sampling error."""
+    from ashlib.data import ClutteredMNIST, load_mnist
+
+    multi, single = pretrained.load("attention-sparse-multi"), pretrained.load("attention-sparse")
+    config = multi.config
+    assert config.n_glimpses >= 4 and config.glimpse_size < single.config.glimpse_size
+    assert (config.canvas, config.n_distractors, config.head) == (60, 8, "mlp") == \
+        (single.config.canvas, single.config.n_distractors, single.config.head)
+    canvases = ClutteredMNIST("test", size=60, n_distractors=8, seed=2, length=1000,
+                              mnist=load_mnist("test", source="offline"))
+    images, labels = canvases.batch(range(1000))
+    centres = canvases.digit_yx.double() + 13.5
+    got = {name: attention.scores(m, images, labels, centres, seed=m.config.seed)
+           for name, m in (("multi", multi), ("single", single))}
+    # the same 1,000 canvases for both: the difference's sampling error is smaller than either's
+    assert got["multi"]["test_error"] <= got["single"]["test_error"] + 0.02, got
+    assert got["multi"]["near_digit"] >= 0.9 - 1.96 * (0.9 * 0.1 / 1000) ** 0.5, got
 
 
 @pytest.mark.parametrize("name", sorted(n for n in REQUIRED | set(pretrained.names()) if n.startswith("sort")))
