@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import relocation as reloc
 from .config import is_finite_positive
 from .contract import contract
 from .indexing import as_shape, flat_index
@@ -33,12 +34,32 @@ from .sampling import _as_region, check_settings, sample_log_density
 SIGMA_OFFSET = 2.0
 """Added to the raw sigma before the softplus (Algorithm 1), so a raw value of 0 starts wide."""
 
+POOL_ALL_UP_TO = 64
+"""``chunk_size="auto"`` (the default) pools all Gaussians, as the paper's Algorithm 1, up to this
+many, and gives each Gaussian its own pool (``chunk_size=1``) above: whole-layer pooling costs
+O(batch * k**2 * S), seconds per batch at k = 768, while each Gaussian's own pool is linear in k."""
+
 SIGMA_RATE = 0.03
 """HyperLayer's default ``sigma_rate``: the source's raw sigma is multiplied by it before the offset
 and the softplus, so that under an optimiser that moves every weight by about the learning rate
 (Adam) the sigmas change about 30 times slower than the means. Without it the Gaussians of a fresh
 source narrow before the means have found their columns and the search stops for good (a pointer
 over 32 columns: 0 of 5 seeds learned; see studies/pointer/README.md)."""
+
+
+def default_sampling(shape) -> tuple[int, int, tuple[int, ...]]:
+    """``(a_local, a_global, region)`` for a W of this shape, following the paper's appendix A.1.
+
+    A.1 uses (a_local, a_global) = (1, 2), (2, 2), (2, 8), (2, 10) for the n x n identity at
+    n = 8, 16, 32, 64 and a region of log2 n per dimension. Scaled by the number of cells C of W:
+    a_local 2; a_global 2 up to 256 cells, then log2(C) - 2 (8 at 1,024 cells, 10 at 4,096), at most
+    16; region ceil(log2 size) per dimension, 1 along a dimension of size 1.
+    """
+    shape = as_shape(shape)
+    cells = math.prod(shape)
+    a_global = 2 if cells <= 256 else int(min(16, max(2, round(math.log2(cells)) - 2)))
+    region = tuple(max(1, math.ceil(math.log2(size))) if size > 1 else 1 for size in shape)
+    return 2, a_global, region
 
 
 def index_space(raw_means, raw_sigmas, shape, sigma_scale: float = 0.1, min_sigma: float = 0.1):
@@ -115,15 +136,21 @@ class SparseTransform(nn.Module):
         out_shape,
         k: int,
         *,
-        a_local: int,
-        a_global: int,
-        region,
-        chunk_size: int | None = None,
+        a_local: int | None = None,
+        a_global: int | None = None,
+        region=None,
+        chunk_size: int | str | None = "auto",
         sigma_scale: float = 0.1,
         min_sigma: float = 0.1,
     ):
         super().__init__()
         self.in_shape, self.out_shape, self.shape = check_layer(in_shape, out_shape, k, sigma_scale, min_sigma)
+        defaults = default_sampling(self.shape)
+        a_local = defaults[0] if a_local is None else a_local
+        a_global = defaults[1] if a_global is None else a_global
+        region = defaults[2] if region is None else region
+        if isinstance(chunk_size, str) and chunk_size == "auto":
+            chunk_size = None if k <= POOL_ALL_UP_TO else 1
         check_settings(k, a_local, a_global, chunk_size)
         self.k = k
         self.a_local, self.a_global = a_local, a_global
@@ -149,14 +176,17 @@ class SparseTransform(nn.Module):
         """
         return index_space(raw_means, raw_sigmas, self.shape, self.sigma_scale, self.min_sigma)
 
-    def sample_weights(self, raw_means, raw_sigmas, values, generator=None):
+    def sample_weights(self, raw_means, raw_sigmas, values, generator=None, keep: dict | None = None):
         """Sample one sparse W per instance: ``(indices (b, m, r), weights (b, m))``.
 
         m = k * chunk * S tuples per instance; repeated tuples within a pool carry weight 0.
+        ``keep``, a dict, receives the index-space ``means`` and ``sigmas`` (for relocation).
         """
         b = raw_means.shape[0]
         self._check_parameters(b, raw_means, raw_sigmas, values)
         means, sigmas = self.index_space(raw_means, raw_sigmas)
+        if keep is not None:
+            keep.update(means=means, sigmas=sigmas)
         chunk = self.k if self.chunk_size is None else self.chunk_size
         indices, log_density = sample_log_density(
             means, sigmas, self.shape, a_local=self.a_local, a_global=self.a_global,
@@ -167,19 +197,35 @@ class SparseTransform(nn.Module):
         m = indices.shape[1] * indices.shape[2]  # explicit, so an empty batch (b = 0) reshapes too
         return indices.reshape(b, m, self.rank), weights.reshape(b, m)
 
-    def _check_input(self, x, *tensors):
-        if not torch.is_tensor(x) or tuple(x.shape[1:]) != self.in_shape:
+    def _check_input(self, x, *tensors) -> int:
+        """Check x is (batch, *in_shape, *features); return how many trailing feature dimensions it has."""
+        n_in = len(self.in_shape)
+        if not torch.is_tensor(x) or x.dim() < 1 + n_in or tuple(x.shape[1:1 + n_in]) != self.in_shape:
             got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-            raise ValueError(f"input must have shape (batch, *{self.in_shape}), got {got}")
+            raise ValueError(f"input must have shape (batch, *{self.in_shape}) or (batch, *{self.in_shape}, *features) "
+                             f"(trailing feature dimensions are carried along), got {got}")
         if any(t.is_meta for t in (x, *tensors, *self.parameters()) if torch.is_tensor(t)):
             raise ValueError("sparse layers need real tensors, got a meta tensor (no data): move the layer and its "
                              "input to 'cpu' or 'cuda' first")
+        return x.dim() - 1 - n_in
 
     def transform(self, x, raw_means, raw_sigmas, values, generator=None):
         """``y = W . x`` for the W sampled from these raw parameters (one per instance)."""
-        self._check_input(x, raw_means, raw_sigmas, values)
+        features = self._check_input(x, raw_means, raw_sigmas, values)
         indices, weights = self.sample_weights(raw_means, raw_sigmas, values, generator)
-        return contract(indices, weights.to(x.dtype), x, self.out_shape, validate=False)
+        return contract(indices, weights.to(x.dtype), x, self.out_shape, validate=False, feature_dims=features)
+
+    def nearest(self, x, raw_means, raw_sigmas, values):
+        """``y = W . x`` with each Gaussian's whole value on its nearest tuple (rounded mean): no sampling.
+
+        The layers use it in ``eval()`` mode; it is the W that :meth:`to_dense` shows.
+        """
+        features = self._check_input(x, raw_means, raw_sigmas, values)
+        b = raw_means.shape[0]
+        self._check_parameters(b, raw_means, raw_sigmas, values)
+        means, _ = self.index_space(raw_means, raw_sigmas)
+        cells = means.detach().round().long()
+        return contract(cells, values.to(x.dtype), x, self.out_shape, validate=False, feature_dims=features)
 
     def _check_parameters(self, b, raw_means, raw_sigmas, values):
         k, r = self.k, self.rank
@@ -195,31 +241,47 @@ class SparseTransform(nn.Module):
             raise ValueError("values contain NaN or inf; check the learning rate or the source network")
 
 
+
 class SparseLayer(SparseTransform):
     """A sparse layer with k learned Gaussians (means, sigmas) and k learned or fixed values.
 
-    forward(x: (b, *in_shape)) -> (b, *out_shape). A fresh set of integer tuples is sampled
-    for every instance of every batch; gradients reach means and sigmas through the
-    proportions and values directly.
+    forward(x: (b, *in_shape, *features)) -> (b, *out_shape, *features). In training mode a fresh
+    set of integer tuples is sampled for every instance of every batch; gradients reach means and
+    sigmas through the proportions and values directly. In ``eval()`` mode every Gaussian puts its
+    value on its nearest tuple (the rounded W of :meth:`to_dense`), with no sampling. Trailing
+    dimensions of x beyond ``in_shape`` are carried along (W acts on ``in_shape`` only).
 
     Args:
         in_shape, out_shape: shapes of one input and one output; W has out_shape + in_shape.
         k: number of Gaussians (nonzero weights the layer aims for).
-        a_local, a_global, region, chunk_size: sampling settings, see :func:`ashlib.sample`.
-            The default ``chunk_size=None`` pools all k Gaussians, as the paper's Algorithm 1
-            does; it learns fastest but costs O(batch * k**2 * S) memory. Above a few hundred
-            Gaussians pass a small chunk size (e.g. 1 to 16) to keep memory linear in k.
+        a_local, a_global, region: sampling settings, see :func:`ashlib.sample`; left out, they
+            follow the paper's appendix A.1 scaled by the size of W (:func:`default_sampling`).
+        chunk_size: Gaussians per pool (a divisor of k). ``None`` pools all k Gaussians, as the
+            paper's Algorithm 1 does, at O(batch * k**2 * S) time and memory; the default
+            ``"auto"`` does so up to :data:`POOL_ALL_UP_TO` Gaussians and uses ``1`` above.
         fix_values: keep every value at 1 (a buffer) instead of learning it.
+        init_means: (k, r) starting means in index space (cell coordinates; e.g. the diagonal), or
+            None for ``sigmoid(N(0, 1)) * (size - 1)``, spread around the centre of W.
+        init_values: learned values start here (default 1; ``"randn"`` for N(0, 1)). Starting at 1
+            avoids the cancelling pairs and dead duplicates of signed starts (notebook 02).
         sigma_scale, min_sigma: sigma = softplus(raw + 2) * size * sigma_scale + min_sigma.
         shared_draws: None (default, as the paper): every instance of a batch gets its own draw
             of integer tuples. An int G: the batch draws only G sets of tuples and instance i
             uses draw ``i % G``. Every instance of a non-adaptive layer has the same Gaussians,
             so this only lowers the number of independent draws behind one gradient step, and
             it divides the sampling cost (the O(b * k * chunk_size * S) part) by b / G.
+        relocate: let a Gaussian whose place is clearly harmful jump to a sampled tuple where the
+            loss's gradient clearly wants its value (:mod:`ashlib.relocation`): means then find
+            far targets that their own gradient cannot feel. ``relocate_margin`` (z-score on both
+            sides, default 4) and ``relocate_confirm`` (batches in a row the place must be harmful,
+            default 2) keep a correct mean from moving on noise. Moves happen during ``backward``;
+            ``moves`` counts them.
     """
 
-    def __init__(self, in_shape, out_shape, k, *, a_local, a_global, region, chunk_size=None,
-                 fix_values=False, sigma_scale=0.1, min_sigma=0.1, shared_draws: int | None = None):
+    def __init__(self, in_shape, out_shape, k, *, a_local=None, a_global=None, region=None, chunk_size="auto",
+                 fix_values=False, init_means=None, init_values=1.0, sigma_scale=0.1, min_sigma=0.1,
+                 shared_draws: int | None = None, relocate: bool = False, relocate_margin: float = reloc.MARGIN,
+                 relocate_confirm: int = reloc.CONFIRM):
         super().__init__(in_shape, out_shape, k, a_local=a_local, a_global=a_global, region=region,
                          chunk_size=chunk_size, sigma_scale=sigma_scale, min_sigma=min_sigma)
         if shared_draws is not None and (isinstance(shared_draws, bool) or not isinstance(shared_draws, int)
@@ -227,16 +289,35 @@ class SparseLayer(SparseTransform):
             raise ValueError(f"shared_draws must be None (one draw per instance) or an int >= 1, got {shared_draws!r}")
         self.shared_draws = shared_draws
         self.fix_values = bool(fix_values)
-        self.means = nn.Parameter(torch.randn(k, self.rank))
+        self.relocate = _check_relocation(relocate, relocate_margin, relocate_confirm)
+        self.relocate_margin, self.relocate_confirm = float(relocate_margin), int(relocate_confirm)
+        self.moves = 0
+        self.register_buffer("harm_streak", torch.zeros(k, dtype=torch.long), persistent=False)
+        if init_means is None:
+            raw = torch.randn(k, self.rank)
+        else:
+            raw = reloc.raw_means_at(_check_init_means(init_means, k, self.shape), self.shape, torch.empty(0))
+        self.means = nn.Parameter(raw)
         self.sigmas = nn.Parameter(torch.zeros(k))
         if self.fix_values:
             self.register_buffer("values", torch.ones(k))
-        else:
+        elif isinstance(init_values, str) and init_values == "randn":
             self.values = nn.Parameter(torch.randn(k))
+        elif is_finite_number(init_values):
+            self.values = nn.Parameter(torch.full((k,), float(init_values)))
+        else:
+            raise ValueError(f"init_values must be a finite number (where learned values start; 1 by default) or "
+                             f"'randn', got {init_values!r}")
 
     def gaussians(self):
         """The k means and standard deviations in index space, each (k, r) (for plots and evaluation)."""
         return self.index_space(self.means, self.sigmas)
+
+    def to_dense(self) -> torch.Tensor:
+        """The rounded W: every value added into the cell its mean rounds to (shape out + in), the W of eval()."""
+        from .contract import to_dense
+        means, _ = self.gaussians()
+        return to_dense(means.detach().round().long(), self.values.detach(), self.shape)
 
     def batch_parameters(self, batch_size: int):
         """The raw (means, sigmas, values) repeated for each instance: (b, k, r), (b, k), (b, k)."""
@@ -244,25 +325,58 @@ class SparseLayer(SparseTransform):
 
     def extra_repr(self) -> str:
         shared = "" if self.shared_draws is None else f", shared_draws={self.shared_draws}"
-        return super().extra_repr() + shared
+        return super().extra_repr() + shared + (", relocate=True" if self.relocate else "")
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b = x.shape[0] if torch.is_tensor(x) and x.dim() > 0 else 0
-        if self.shared_draws is None or self.shared_draws >= b:
-            return self.transform(x, *self.batch_parameters(b), generator)
-        self._check_input(x)
-        draws = self.shared_draws
+        if not self.training:
+            return self.nearest(x, *self.batch_parameters(b))
+        features = self._check_input(x)
+        draws = b if self.shared_draws is None else min(self.shared_draws, b)
         indices, weights = self.sample_weights(*self.batch_parameters(draws), generator)
         n_out, n_in = math.prod(self.out_shape), math.prod(self.in_shape)
-        if draws == 1 and n_out * n_in <= indices.shape[1]:
+        if draws == 1 and b > 1 and n_out * n_in <= indices.shape[1]:
             # one W for the batch, with fewer cells than sampled tuples: add the tuples up into a
             # dense W once and multiply, instead of contracting b * m tuples
             cells = flat_index(indices[0], self.shape, validate=False)  # sampled inside W
-            W = weights.new_zeros(n_out * n_in).index_add(0, cells, weights[0])
-            y = x.reshape(b, n_in) @ W.view(n_out, n_in).to(x.dtype).T
-            return y.view(b, *self.out_shape)
-        which = torch.arange(b, device=indices.device) % draws  # instance i uses draw i % G
-        return contract(indices[which], weights[which].to(x.dtype), x, self.out_shape, validate=False)
+            W = weights.new_zeros(n_out * n_in).index_add(0, cells, weights[0]).view(n_out, n_in).to(x.dtype)
+            y = torch.einsum("oi,bif->bof", W, x.reshape(b, n_in, -1)).reshape(b, *self.out_shape, *x.shape[x.dim() - features:])
+        elif draws == b:
+            y = contract(indices, weights.to(x.dtype), x, self.out_shape, validate=False, feature_dims=features)
+        else:
+            which = torch.arange(b, device=indices.device) % draws  # instance i uses draw i % G
+            y = contract(indices[which], weights[which].to(x.dtype), x, self.out_shape, validate=False,
+                         feature_dims=features)
+        if self.relocate and y.requires_grad and b > 1:
+            y.register_hook(lambda grad_y: self._relocate(grad_y, x.detach(), indices.detach()))
+        return y
+
+    @torch.no_grad()
+    def _relocate(self, grad_y, x, indices) -> None:
+        """Move the Gaussians whose place is harmful to the sampled cells the loss wants most (see
+        :mod:`ashlib.relocation`). Runs in the output's gradient hook, before the means' gradient."""
+        k, r = self.k, self.rank
+        means, sigmas = self.gaussians()
+        nearest = means.round().long()
+        values = self.values.detach()
+        at_nearest = values * reloc.cell_gradients(grad_y, x, nearest, len(self.out_shape))
+        harm = reloc.z_scores(at_nearest)
+        self.harm_streak.add_(1).mul_(harm > self.relocate_margin)
+        movable = reloc.movable(self.harm_streak >= self.relocate_confirm, harm, sigmas,
+                                None if self.fix_values else values, self.relocate_margin)
+        if not bool(movable.any()):
+            return
+        b = grad_y.shape[0]
+        per_draw = indices.shape[1]
+        draws = max(1, min(indices.shape[0], reloc.CANDIDATE_BUDGET // max(1, b * per_draw)))
+        cells = reloc.unique_cells(indices[:draws].reshape(-1, r), self.shape, occupied=nearest)
+        want = reloc.z_scores(-reloc.cell_gradients(grad_y, x, cells, len(self.out_shape)))
+        who, where = reloc.plan_moves(values, harm, movable, cells, want, self.relocate_margin)
+        if who.numel():
+            self.means[who] = reloc.raw_means_at(where, self.shape, self.means)
+            self.sigmas[who] = reloc.raw_sigma_settled(self.shape, self.sigma_scale, self.min_sigma, SIGMA_OFFSET)
+            self.harm_streak[who] = 0
+            self.moves += who.numel()
 
 
 class HyperLayer(SparseTransform):
@@ -277,6 +391,15 @@ class HyperLayer(SparseTransform):
     decides W is not the thing transformed (a pointer: the cue picks which entry of x to read).
     Concatenating the cue to x would let W read the cue's own entries too.
 
+    ``fix_values=True`` puts every value at 1 (the source's values, if it gives any, are ignored;
+    it may then return just ``(means, sigmas)``). In ``eval()`` mode each Gaussian's value sits on
+    its nearest tuple (no sampling); :meth:`to_dense` shows those W.
+
+    ``relocate=True`` adds a pull to each mean toward the sampled tuples whose weight the loss
+    wants (by ``dL/dW`` at the tuple), without the density factor that hides far tuples from the
+    mean's own gradient: the source is trained toward them (:func:`ashlib.relocation.pull`).
+    ``relocate_weight`` scales that pull (1 by default).
+
     ``sigma_rate`` (default 0.03) multiplies the source's raw sigma before the mapping:
     ``sigma = softplus(sigma_rate * raw + 2) * size * sigma_scale + min_sigma``. A fresh source
     starts every Gaussian wide (raw ~ 0: about a fifth of the row) and, with Adam, its sigmas then
@@ -287,8 +410,9 @@ class HyperLayer(SparseTransform):
     ``sigma_rate=1`` for the raw sigma as :class:`SparseLayer` reads it.
     """
 
-    def __init__(self, in_shape, out_shape, k, source: nn.Module | None = None, *, a_local, a_global,
-                 region, chunk_size=None, sigma_scale=0.1, min_sigma=0.1, sigma_rate=SIGMA_RATE):
+    def __init__(self, in_shape, out_shape, k, source: nn.Module | None = None, *, a_local=None, a_global=None,
+                 region=None, chunk_size="auto", sigma_scale=0.1, min_sigma=0.1, sigma_rate=SIGMA_RATE,
+                 fix_values=False, relocate: bool = False, relocate_weight: float = 1.0):
         super().__init__(in_shape, out_shape, k, a_local=a_local, a_global=a_global, region=region,
                          chunk_size=chunk_size, sigma_scale=sigma_scale, min_sigma=min_sigma)
         if source is not None and not callable(source):
@@ -297,15 +421,23 @@ class HyperLayer(SparseTransform):
         if not is_finite_positive(sigma_rate):
             raise ValueError(f"sigma_rate must be a finite number > 0 (the source's raw sigma is multiplied by it; "
                              f"{SIGMA_RATE} by default, 1 for the raw sigma as SparseLayer reads it), got {sigma_rate!r}")
+        if not isinstance(fix_values, bool):
+            raise ValueError(f"fix_values must be True or False, got {fix_values!r}")
+        _check_relocation(relocate, reloc.MARGIN, reloc.CONFIRM)
+        if not is_finite_positive(relocate_weight):
+            raise ValueError(f"relocate_weight must be a finite number > 0 (1 by default), got {relocate_weight!r}")
         self.source = source
         self.sigma_rate = float(sigma_rate)
+        self.fix_values = fix_values
+        self.relocate, self.relocate_weight = relocate, float(relocate_weight)
 
     def index_space(self, raw_means: torch.Tensor, raw_sigmas: torch.Tensor):
         """As :meth:`SparseTransform.index_space`, with the raw sigma multiplied by ``sigma_rate`` first."""
         return index_space(raw_means, raw_sigmas * self.sigma_rate, self.shape, self.sigma_scale, self.min_sigma)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", sigma_rate={self.sigma_rate}"
+        extra = (", fix_values=True" if self.fix_values else "") + (", relocate=True" if self.relocate else "")
+        return super().extra_repr() + f", sigma_rate={self.sigma_rate}" + extra
 
     def hyper(self, x: torch.Tensor):
         """Raw (means, sigmas, values) per instance from the source input (``context`` when
@@ -314,20 +446,85 @@ class HyperLayer(SparseTransform):
             raise NotImplementedError("HyperLayer needs a source network: pass source=... or override hyper()")
         return self.source(x)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-        """y = W x with W from the source network: W is made from ``context`` if given, else from x."""
+    def parameters_for(self, x: torch.Tensor, context: torch.Tensor | None = None):
+        """The raw (means, sigmas, values) the source gives for this input (values 1 if fixed)."""
         if context is None:
             params = self.hyper(x)
         else:
             _check_context(x, context)
             params = self.hyper(context)
-        if not isinstance(params, (tuple, list)) or len(params) != 3 or not all(torch.is_tensor(p) for p in params):
-            got = (f"{len(params)} tensors" if isinstance(params, (tuple, list)) else type(params).__name__)
+        n = len(params) if isinstance(params, (tuple, list)) else 0
+        if n not in ((2, 3) if self.fix_values else (3,)) or not all(torch.is_tensor(p) for p in params):
+            got = f"{len(params)} tensors" if isinstance(params, (tuple, list)) else type(params).__name__
             raise ValueError(f"the source network must return three tensors (means (b, k, r), sigmas (b, k) or "
-                             f"(b, k, r), values (b, k)), got {got}")
-        means, sigmas, values = params
-        return self.transform(x, means, sigmas, values, generator)
+                             f"(b, k, r), values (b, k)){' or two (fix_values=True)' if self.fix_values else ''}, "
+                             f"got {got}")
+        means, sigmas = params[0], params[1]
+        if self.fix_values:
+            return means, sigmas, means.new_ones(means.shape[:-1])
+        return means, sigmas, params[2]
+
+    def to_dense(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """The rounded W of every instance, (b, *out_shape, *in_shape): each value on its mean's cell."""
+        raw_means, raw_sigmas, values = self.parameters_for(x, context)
+        means, _ = self.index_space(raw_means, raw_sigmas)
+        cells = means.detach().round().long()
+        b = cells.shape[0]
+        flat = flat_index(cells, self.shape, validate=False) + torch.arange(b, device=cells.device).unsqueeze(1) * math.prod(self.shape)
+        W = values.detach().new_zeros(b * math.prod(self.shape)).index_add(0, flat.reshape(-1), values.detach().reshape(-1))
+        return W.view(b, *self.shape)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """y = W x with W from the source network: W is made from ``context`` if given, else from x."""
+        means, sigmas, values = self.parameters_for(x, context)
+        if not self.training:
+            return self.nearest(x, means, sigmas, values)
+        if not (self.relocate and torch.is_grad_enabled()):
+            return self.transform(x, means, sigmas, values, generator)
+        features = self._check_input(x, means, sigmas, values)
+        kept = {}
+        indices, weights = self.sample_weights(means, sigmas, values, generator, keep=kept)
+        y = contract(indices, weights.to(x.dtype), x, self.out_shape, validate=False, feature_dims=features)
+        if y.requires_grad and kept["means"].requires_grad:
+            pulls = {}
+            y.register_hook(lambda grad_y: pulls.update(pull=reloc.pull(
+                grad_y, x.detach(), indices.detach(), values.detach(), kept["means"].detach(),
+                kept["sigmas"].detach(), len(self.out_shape)) * self.relocate_weight))
+            kept["means"].register_hook(lambda grad: grad + pulls["pull"].to(grad.dtype) if "pull" in pulls else grad)
+        return y
+
+
+def is_finite_number(value) -> bool:
+    """A finite int or float that is not a bool."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _check_relocation(relocate, margin, confirm) -> bool:
+    if not isinstance(relocate, bool):
+        raise ValueError(f"relocate must be True or False, got {relocate!r}")
+    if not is_finite_positive(margin):
+        raise ValueError(f"relocate_margin must be a finite number > 0 (a z-score; {reloc.MARGIN} by default), "
+                         f"got {margin!r}")
+    if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm < 1:
+        raise ValueError(f"relocate_confirm must be an int >= 1 (batches in a row; {reloc.CONFIRM} by default), "
+                         f"got {confirm!r}")
+    return relocate
+
+
+def _check_init_means(init_means, k, shape) -> torch.Tensor:
+    """init_means as a float (k, r) tensor inside W, or a ValueError naming what is wrong."""
+    try:
+        means = torch.as_tensor(init_means, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"init_means must be a (k, r) = ({k}, {len(shape)}) array of index-space means, "
+                         f"got {type(init_means).__name__}") from err
+    if tuple(means.shape) != (k, len(shape)):
+        raise ValueError(f"init_means must have shape (k, r) = ({k}, {len(shape)}), got {tuple(means.shape)}")
+    upper = torch.tensor(shape, dtype=means.dtype) - 1
+    if not bool(torch.isfinite(means).all()) or bool((means < 0).any()) or bool((means > upper).any()):
+        raise ValueError(f"init_means must be finite and inside W of shape {shape}: coordinate d in [0, shape[d] - 1]")
+    return means
 
 
 def _check_context(x, context) -> None:

@@ -49,7 +49,9 @@ def _check_pool_memory(b: int, k: int, c: int, n_samples: int, r: int, item: int
             f"pooling {c} Gaussians per chunk{' (chunk_size=None: the whole layer)' if chunk_size is None else ''} "
             f"for a batch of {b} needs about {need / 2**30:.1f} GiB for the proportions (memory grows as "
             f"batch x k x chunk_size x S); pass chunk_size={suggestion} or smaller (a divisor of k = {k}), "
-            f"or raise the limit with ASHLIB_MAX_POOL_GIB")
+            f"split the batch into pieces of at most {max(1, int(b * limit / need))} instances (e.g. for an "
+            f"evaluation: torch.cat([layer(part) for part in x.split(size)])), or raise the limit with "
+            f"ASHLIB_MAX_POOL_GIB")
 
 
 def samples_per_gaussian(rank: int, a_local: int, a_global: int) -> int:

@@ -192,8 +192,8 @@ def test_contract_flat_indices_must_fit_int64_and_debug_mode_checks_bounds(monke
 def test_a_pool_too_large_for_memory_is_refused_with_the_fix(monkeypatch):
     """Pooling the whole layer needs b * k * k * S * r numbers; past the limit, say which chunk_size fits."""
     monkeypatch.setenv("ASHLIB_MAX_POOL_GIB", str(1 / 1024))  # 1 MiB, so the test stays small
-    pooled = ashlib.SparseLayer(256, 256, 256, a_local=2, a_global=2, region=4)  # 4 * 256 * 256 * 8 * 2 * 4 B = 16 MiB
-    with pytest.raises(ValueError, match=r"pass chunk_size=16 or smaller"):
+    pooled = ashlib.SparseLayer(256, 256, 256, a_local=2, a_global=2, region=4, chunk_size=None)  # 4 * 256 * 256 * 8 * 2 * 4 B = 16 MiB
+    with pytest.raises(ValueError, match=r"pass chunk_size=16 or smaller.*split the batch into pieces of at most 1 "):
         pooled(torch.zeros(4, 256))
     chunked = ashlib.SparseLayer(256, 256, 256, a_local=2, a_global=2, region=4, chunk_size=8)  # 0.5 MiB
     assert chunked(torch.zeros(4, 256)).shape == (4, 256)

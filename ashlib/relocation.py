@@ -1,0 +1,195 @@
+"""Means that relocate: a Gaussian jumps to a sampled tuple where the loss says it is wanted.
+
+Why: a mean's own gradient reaches it through the proportions, and a tuple more than about two
+sigmas away has a proportion near zero, so a mean cannot feel a far target (studies/pointer).
+Yet every tuple the layer samples carries a weight, and the loss's gradient with respect to that
+weight, ``dL/dW[t]``, is as large for a far tuple as for a near one. This module turns those
+gradients into moves, in the spirit of RigL (Evci et al., "Rigging the Lottery", ICML 2020: grow a
+connection where the gradient is large), applied to the paper's Gaussians.
+
+The rule, per training batch (all statistics over the batch's instances, as z-scores: the
+batch mean of a per-instance quantity over its standard error):
+
+* **Where a Gaussian stands must be harmful.** With value v at its nearest cell c, the loss falls
+  when that weight shrinks: ``z(v * dL/dW[c]) > margin``, on ``confirm`` batches in a row. A mean
+  on its right cell is not harmful (the loss would rise without it), so noise alone must pass
+  the margin ``confirm`` times running to move it. Learned values that have shrunk to almost
+  nothing (below ``idle`` times the median magnitude) carry no evidence either way and may move.
+* **Where it goes must be clearly wanted.** A sampled cell t is a target for a value of sign s
+  when ``z(-s * dL/dW[t]) > margin``: the loss falls when weight of that sign is added there.
+* **One Gaussian per target.** The most harmful Gaussians take the most wanted cells, one each,
+  so two Gaussians never pile onto one cell in the same batch.
+
+Everything is vectorised over Gaussians and candidate cells; the cost is a few gathers over
+(instances x cells), capped by :data:`CANDIDATE_BUDGET`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .indexing import flat_index
+
+MARGIN = 4.0
+"""Default z-score a move needs, on both sides (harm where the Gaussian is, want where it goes)."""
+
+CONFIRM = 2
+"""Default number of batches in a row a Gaussian's place must be harmful before it moves."""
+
+IDLE = 0.1
+"""Learned values below this fraction of the median magnitude count as idle (free to move)."""
+
+SETTLED = 0.5
+"""A Gaussian whose sigma is below this (index units) in every dimension counts as settled: nearly
+all of its value lies on its nearest cell, so only evidence of harm moves it."""
+
+CANDIDATE_BUDGET = 1 << 22
+"""At most this many (instance, candidate cell) products per batch: candidates come from as many
+instances' draws as fit (all of them for small layers, at least one)."""
+
+
+def cell_gradients(grad_y: torch.Tensor, x: torch.Tensor, cells: torch.Tensor, out_rank: int) -> torch.Tensor:
+    """Per-instance ``dL/dW[cell]`` for a W shared by the batch: (b, N).
+
+    ``grad_y`` (b, *out_shape, *features), x (b, *in_shape, *features), cells (N, r) with the
+    first ``out_rank`` coordinates in the output. For ``y[b, o] = sum W[o, i] x[b, i]`` the
+    gradient of instance b is ``grad_y[b, o] . x[b, i]`` (a dot product over trailing features).
+    """
+    b = grad_y.shape[0]
+    out_shape = tuple(grad_y.shape[1:1 + out_rank])
+    in_rank = cells.shape[1] - out_rank
+    in_shape = tuple(x.shape[1:1 + in_rank])
+    n_features = math.prod(grad_y.shape[1 + out_rank:])
+    rows = flat_index(cells[:, :out_rank], out_shape, validate=False)
+    cols = flat_index(cells[:, out_rank:], in_shape, validate=False)
+    gy = grad_y.reshape(b, math.prod(out_shape), n_features)
+    xs = x.reshape(b, math.prod(in_shape), n_features).to(gy.dtype)
+    if n_features == 1:
+        return gy[:, rows, 0] * xs[:, cols, 0]
+    return (gy[:, rows] * xs[:, cols]).sum(-1)
+
+
+def z_scores(samples: torch.Tensor) -> torch.Tensor:
+    """Batch mean over its standard error, per column of ``samples`` (b, N); 0 where b < 2."""
+    b = samples.shape[0]
+    if b < 2:
+        return samples.new_zeros(samples.shape[1:])
+    var, mean = torch.var_mean(samples, dim=0)
+    return mean * math.sqrt(b) / var.sqrt().clamp_min(torch.finfo(var.dtype).tiny)
+
+
+def movable(harmful: torch.Tensor, harm: torch.Tensor, sigmas: torch.Tensor, values, margin: float) -> torch.Tensor:
+    """Which Gaussians may move this batch, (k,) bool.
+
+    harmful (k,): their place has been harmful on enough batches in a row; harm (k,): this batch's
+    z-score of harm at the nearest cell (below ``-margin``: the loss clearly wants the weight
+    there); sigmas (k, r); values (k,) if learned, else None.
+
+    A *settled* Gaussian (sigma below :data:`SETTLED` in every dimension: its value sits on its
+    nearest cell) moves only when harmful, or when its learned value has shrunk to nothing (idle).
+    A Gaussian that is still wide is searching: it may move unless its own cell is clearly wanted.
+    """
+    settled = (sigmas < SETTLED).all(-1)
+    ok = harmful | (~settled & (harm > -margin))
+    if values is not None:
+        ok |= values.abs() < IDLE * values.abs().median()
+    return ok
+
+
+def plan_moves(values: torch.Tensor, harm: torch.Tensor, movable: torch.Tensor, cells: torch.Tensor,
+               want: torch.Tensor, margin: float):
+    """Pair movable Gaussians with wanted cells: ``(gaussians (M,), cells (M, r))``.
+
+    values (k,), harm (k,) z-scores of harm, movable (k,) bool; cells (N, r) distinct candidate
+    cells and want (N,) their signed z-scores (> 0: positive weight wanted), which must pass both
+    ``margin`` and the largest z-score N noise cells would reach. Within each sign the most harmful
+    Gaussian takes the most wanted cell, the next the next, and so on.
+    """
+    chosen, targets = [], []
+    # Among N cells of pure noise the largest z-score is about sqrt(2 ln N): a wanted cell must
+    # stand above that too, or a large layer would send its Gaussians after noise every batch.
+    bar = max(margin, math.sqrt(2 * math.log(max(2, want.numel()))))
+    for sign in (1.0, -1.0):  # two signs, not a loop over Gaussians
+        side = movable & ((values >= 0) if sign > 0 else (values < 0))
+        who = torch.nonzero(side).squeeze(1)
+        where = torch.nonzero(sign * want > bar).squeeze(1)
+        m = min(who.numel(), where.numel())
+        if m == 0:
+            continue
+        who = who[torch.argsort(harm[who], descending=True)[:m]]
+        where = where[torch.argsort(sign * want[where], descending=True)[:m]]
+        chosen.append(who)
+        targets.append(cells[where])
+    if not chosen:
+        return values.new_zeros(0, dtype=torch.long), cells.new_zeros(0, cells.shape[1])
+    return torch.cat(chosen), torch.cat(targets)
+
+
+def raw_means_at(cells: torch.Tensor, shape, like: torch.Tensor) -> torch.Tensor:
+    """Raw means (M, r) that the layers' ``sigmoid(raw) * (size - 1)`` maps onto ``cells`` (M, r).
+
+    The end cells are approached to a quarter cell (sigmoid never reaches 0 or 1); a dimension of
+    size 1 gets raw 0 (every raw mean maps to index 0 there).
+    """
+    sizes = torch.tensor(shape, dtype=like.dtype, device=like.device)
+    span = (sizes - 1).clamp_min(1)
+    p = (cells.to(like.dtype) / span).clamp(0.25 / span, 1 - 0.25 / span)
+    return torch.where(sizes > 1, torch.logit(p), torch.zeros_like(p))
+
+
+def raw_sigma_settled(shape, sigma_scale: float, min_sigma: float, offset: float) -> float:
+    """The raw sigma (as SparseLayer maps it) that makes a moved Gaussian settled: sigma
+    ``(min_sigma + SETTLED) / 2`` along W's largest dimension, less along the others. A move is
+    made on strong evidence, so the Gaussian stays on its new cell unless that cell proves harmful."""
+    target = (min(min_sigma, SETTLED) + SETTLED) / 2
+    y = max(target - min_sigma, 1e-6) / (max(shape) * sigma_scale)
+    return math.log(math.expm1(y)) - offset  # softplus(raw + offset) = y
+
+
+def unique_cells(tuples: torch.Tensor, shape, occupied: torch.Tensor | None = None) -> torch.Tensor:
+    """The distinct tuples among ``tuples`` (N, r), as (N', r), leaving out the ``occupied`` ones
+    (the Gaussians' nearest cells: a second Gaussian on a cell adds nothing a value could not)."""
+    keys = torch.unique(flat_index(tuples, shape, validate=False))
+    if occupied is not None:
+        keys = keys[~torch.isin(keys, flat_index(occupied, shape, validate=False))]
+    strides = [math.prod(shape[d + 1:]) for d in range(len(shape))]
+    return torch.stack([(keys // s) % n for s, n in zip(strides, shape)], dim=1)
+
+
+def pull(grad_y: torch.Tensor, x: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, means: torch.Tensor,
+         sigmas: torch.Tensor, out_rank: int) -> torch.Tensor:
+    """The relocation pull on every instance's means, (b, k, r), added to their gradient.
+
+    For W per instance (a HyperLayer): instance b's Gaussian i sampled S tuples t, and
+    ``v * dL/dW[t]`` says how the loss changes as its value is put at t. The mean's own gradient
+    weighs each tuple by its density, so far tuples are silent; the pull weighs them all alike:
+    ``sum_t v dL/dW[t] (t - mu) / (S sigma^2)``, the gradient of the density's log at t times the
+    tuple's signal, averaged over the tuples. Gradient descent then moves the mean toward tuples that
+    want its value and away from those that do not. It vanishes where the loss is satisfied
+    (dL/dW = 0), so a mean on its target is not pulled away.
+
+    grad_y (b, *out, *features), x (b, *in, *features), indices (b, k * S, r) as sampled (each
+    Gaussian's S tuples in a row: ``chunk_size=1`` or the pooled layout, Gaussian by Gaussian),
+    values (b, k), means and sigmas (b, k, r).
+    """
+    b, k, r = means.shape
+    g = instance_cell_gradients(grad_y, x, indices, out_rank)  # (b, k * S)
+    tuples = indices.view(b, k, -1, r).to(means.dtype)
+    signal = (values.unsqueeze(-1) * g.view(b, k, -1)).to(means.dtype)  # (b, k, S)
+    return (signal.unsqueeze(-1) * (tuples - means.unsqueeze(2))).mean(2) / sigmas.square()
+
+
+def instance_cell_gradients(grad_y: torch.Tensor, x: torch.Tensor, cells: torch.Tensor, out_rank: int) -> torch.Tensor:
+    """``dL/dW_b[cell]`` for each instance's own cells (b, N, r), W per instance: (b, N)."""
+    b, n, r = cells.shape
+    out_shape = tuple(grad_y.shape[1:1 + out_rank])
+    in_shape = tuple(x.shape[1:1 + r - out_rank])
+    n_features = math.prod(grad_y.shape[1 + out_rank:])
+    rows = flat_index(cells[..., :out_rank], out_shape, validate=False)  # (b, N)
+    cols = flat_index(cells[..., out_rank:], in_shape, validate=False)
+    gy = grad_y.reshape(b, math.prod(out_shape), n_features)
+    xs = x.reshape(b, math.prod(in_shape), n_features).to(gy.dtype)
+    picked = gy.gather(1, rows.unsqueeze(-1).expand(b, n, n_features)) * xs.gather(1, cols.unsqueeze(-1).expand(b, n, n_features))
+    return picked.sum(-1)
