@@ -176,17 +176,14 @@ class SparseTransform(nn.Module):
         """
         return index_space(raw_means, raw_sigmas, self.shape, self.sigma_scale, self.min_sigma)
 
-    def sample_weights(self, raw_means, raw_sigmas, values, generator=None, keep: dict | None = None):
+    def sample_weights(self, raw_means, raw_sigmas, values, generator=None):
         """Sample one sparse W per instance: ``(indices (b, m, r), weights (b, m))``.
 
         m = k * chunk * S tuples per instance; repeated tuples within a pool carry weight 0.
-        ``keep``, a dict, receives the index-space ``means`` and ``sigmas`` (for relocation).
         """
         b = raw_means.shape[0]
         self._check_parameters(b, raw_means, raw_sigmas, values)
         means, sigmas = self.index_space(raw_means, raw_sigmas)
-        if keep is not None:
-            keep.update(means=means, sigmas=sigmas)
         chunk = self.k if self.chunk_size is None else self.chunk_size
         indices, log_density = sample_log_density(
             means, sigmas, self.shape, a_local=self.a_local, a_global=self.a_global,
@@ -395,11 +392,6 @@ class HyperLayer(SparseTransform):
     it may then return just ``(means, sigmas)``). In ``eval()`` mode each Gaussian's value sits on
     its nearest tuple (no sampling); :meth:`to_dense` shows those W.
 
-    ``relocate=True`` adds a pull to each mean toward the sampled tuples whose weight the loss
-    wants (by ``dL/dW`` at the tuple), without the density factor that hides far tuples from the
-    mean's own gradient: the source is trained toward them (:func:`ashlib.relocation.pull`).
-    ``relocate_weight`` scales that pull (1 by default).
-
     ``sigma_rate`` (default 0.03) multiplies the source's raw sigma before the mapping:
     ``sigma = softplus(sigma_rate * raw + 2) * size * sigma_scale + min_sigma``. A fresh source
     starts every Gaussian wide (raw ~ 0: about a fifth of the row) and, with Adam, its sigmas then
@@ -412,7 +404,7 @@ class HyperLayer(SparseTransform):
 
     def __init__(self, in_shape, out_shape, k, source: nn.Module | None = None, *, a_local=None, a_global=None,
                  region=None, chunk_size="auto", sigma_scale=0.1, min_sigma=0.1, sigma_rate=SIGMA_RATE,
-                 fix_values=False, relocate: bool = False, relocate_weight: float = 1.0):
+                 fix_values=False):
         super().__init__(in_shape, out_shape, k, a_local=a_local, a_global=a_global, region=region,
                          chunk_size=chunk_size, sigma_scale=sigma_scale, min_sigma=min_sigma)
         if source is not None and not callable(source):
@@ -423,21 +415,16 @@ class HyperLayer(SparseTransform):
                              f"{SIGMA_RATE} by default, 1 for the raw sigma as SparseLayer reads it), got {sigma_rate!r}")
         if not isinstance(fix_values, bool):
             raise ValueError(f"fix_values must be True or False, got {fix_values!r}")
-        _check_relocation(relocate, reloc.MARGIN, reloc.CONFIRM)
-        if not is_finite_positive(relocate_weight):
-            raise ValueError(f"relocate_weight must be a finite number > 0 (1 by default), got {relocate_weight!r}")
         self.source = source
         self.sigma_rate = float(sigma_rate)
         self.fix_values = fix_values
-        self.relocate, self.relocate_weight = relocate, float(relocate_weight)
 
     def index_space(self, raw_means: torch.Tensor, raw_sigmas: torch.Tensor):
         """As :meth:`SparseTransform.index_space`, with the raw sigma multiplied by ``sigma_rate`` first."""
         return index_space(raw_means, raw_sigmas * self.sigma_rate, self.shape, self.sigma_scale, self.min_sigma)
 
     def extra_repr(self) -> str:
-        extra = (", fix_values=True" if self.fix_values else "") + (", relocate=True" if self.relocate else "")
-        return super().extra_repr() + f", sigma_rate={self.sigma_rate}" + extra
+        return super().extra_repr() + f", sigma_rate={self.sigma_rate}" + (", fix_values=True" if self.fix_values else "")
 
     def hyper(self, x: torch.Tensor):
         """Raw (means, sigmas, values) per instance from the source input (``context`` when
@@ -480,19 +467,7 @@ class HyperLayer(SparseTransform):
         means, sigmas, values = self.parameters_for(x, context)
         if not self.training:
             return self.nearest(x, means, sigmas, values)
-        if not (self.relocate and torch.is_grad_enabled()):
-            return self.transform(x, means, sigmas, values, generator)
-        features = self._check_input(x, means, sigmas, values)
-        kept = {}
-        indices, weights = self.sample_weights(means, sigmas, values, generator, keep=kept)
-        y = contract(indices, weights.to(x.dtype), x, self.out_shape, validate=False, feature_dims=features)
-        if y.requires_grad and kept["means"].requires_grad:
-            pulls = {}
-            y.register_hook(lambda grad_y: pulls.update(pull=reloc.pull(
-                grad_y, x.detach(), indices.detach(), values.detach(), kept["means"].detach(),
-                kept["sigmas"].detach(), len(self.out_shape)) * self.relocate_weight))
-            kept["means"].register_hook(lambda grad: grad + pulls["pull"].to(grad.dtype) if "pull" in pulls else grad)
-        return y
+        return self.transform(x, means, sigmas, values, generator)
 
 
 def is_finite_number(value) -> bool:

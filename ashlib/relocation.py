@@ -157,39 +157,3 @@ def unique_cells(tuples: torch.Tensor, shape, occupied: torch.Tensor | None = No
     strides = [math.prod(shape[d + 1:]) for d in range(len(shape))]
     return torch.stack([(keys // s) % n for s, n in zip(strides, shape)], dim=1)
 
-
-def pull(grad_y: torch.Tensor, x: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, means: torch.Tensor,
-         sigmas: torch.Tensor, out_rank: int) -> torch.Tensor:
-    """The relocation pull on every instance's means, (b, k, r), added to their gradient.
-
-    For W per instance (a HyperLayer): instance b's Gaussian i sampled S tuples t, and
-    ``v * dL/dW[t]`` says how the loss changes as its value is put at t. The mean's own gradient
-    weighs each tuple by its density, so far tuples are silent; the pull weighs them all alike:
-    ``sum_t v dL/dW[t] (t - mu) / (S sigma^2)``, the gradient of the density's log at t times the
-    tuple's signal, averaged over the tuples. Gradient descent then moves the mean toward tuples that
-    want its value and away from those that do not. It vanishes where the loss is satisfied
-    (dL/dW = 0), so a mean on its target is not pulled away.
-
-    grad_y (b, *out, *features), x (b, *in, *features), indices (b, k * S, r) as sampled (each
-    Gaussian's S tuples in a row: ``chunk_size=1`` or the pooled layout, Gaussian by Gaussian),
-    values (b, k), means and sigmas (b, k, r).
-    """
-    b, k, r = means.shape
-    g = instance_cell_gradients(grad_y, x, indices, out_rank)  # (b, k * S)
-    tuples = indices.view(b, k, -1, r).to(means.dtype)
-    signal = (values.unsqueeze(-1) * g.view(b, k, -1)).to(means.dtype)  # (b, k, S)
-    return (signal.unsqueeze(-1) * (tuples - means.unsqueeze(2))).mean(2) / sigmas.square()
-
-
-def instance_cell_gradients(grad_y: torch.Tensor, x: torch.Tensor, cells: torch.Tensor, out_rank: int) -> torch.Tensor:
-    """``dL/dW_b[cell]`` for each instance's own cells (b, N, r), W per instance: (b, N)."""
-    b, n, r = cells.shape
-    out_shape = tuple(grad_y.shape[1:1 + out_rank])
-    in_shape = tuple(x.shape[1:1 + r - out_rank])
-    n_features = math.prod(grad_y.shape[1 + out_rank:])
-    rows = flat_index(cells[..., :out_rank], out_shape, validate=False)  # (b, N)
-    cols = flat_index(cells[..., out_rank:], in_shape, validate=False)
-    gy = grad_y.reshape(b, math.prod(out_shape), n_features)
-    xs = x.reshape(b, math.prod(in_shape), n_features).to(gy.dtype)
-    picked = gy.gather(1, rows.unsqueeze(-1).expand(b, n, n_features)) * xs.gather(1, cols.unsqueeze(-1).expand(b, n, n_features))
-    return picked.sum(-1)

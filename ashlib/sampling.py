@@ -62,7 +62,8 @@ def samples_per_gaussian(rank: int, a_local: int, a_global: int) -> int:
 def _as_region(region, shape: tuple[int, ...]) -> tuple[int, ...]:
     rank = len(shape)
     if isinstance(region, (int, np.integer)) and not isinstance(region, bool):
-        region = (int(region),) * rank
+        # one int: every dimension larger than 1 gets it; a dimension of size 1 has only region 1
+        region = tuple(int(region) if size > 1 else 1 for size in shape)
     if not isinstance(region, (tuple, list)) or not all(
             isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in region):
         raise ValueError(f"region must be an int or one int per dimension of W ({rank}), got {region!r}")

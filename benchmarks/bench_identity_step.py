@@ -85,11 +85,11 @@ def main():
         config = IdentityConfig(n=n, iterations=1)
         settings = dict(a_local=config.a_local, a_global=config.a_global, region=config.region, fix_values=True)
         torch.manual_seed(0)
-        models = {"shared": SparseLayer(n, n, n, shared_draws=1, **settings),
+        models = {"shared": SparseLayer(n, n, n, shared_draws=1, chunk_size=None, **settings),
                   "chunk 1": SparseLayer(n, n, n, chunk_size=1, **settings),
                   "dense": torch.nn.Linear(n, n, bias=False)}
         if n <= args.max_pooled:
-            models["pooled"] = SparseLayer(n, n, n, **settings)
+            models["pooled"] = SparseLayer(n, n, n, chunk_size=None, **settings)
         steps = {name: stepper(model, n) for name, model in models.items()}
         if "pooled" in models:
             steps["contract"], steps["sparse.mm"] = contraction_steppers(models["pooled"], n)

@@ -193,9 +193,12 @@ def build_layer(config: IdentityConfig) -> SparseLayer | ReinforceLayer:
         layer = SparseLayer(n, n, n, a_local=config.a_local, a_global=config.a_global, region=config.region,
                             chunk_size=config.chunk_size, fix_values=config.fix_values,
                             shared_draws=config.shared_draws)
-    if not config.fix_values and config.values_init == "ones":
+    if not config.fix_values:
+        # ReinforceLayer draws N(0, 1) values; for SparseLayer (values start at 1) make the same draw,
+        # so seeded runs keep their numbers
+        start = torch.randn(n) if config.method != "reinforce" else layer.values.detach().clone()
         with torch.no_grad():
-            layer.values.fill_(1.0)
+            layer.values.copy_(start if config.values_init == "randn" else torch.ones(n))
     return layer
 
 

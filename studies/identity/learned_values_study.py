@@ -56,7 +56,7 @@ def build(n: int, seed: int, spec: dict):
     cfg = IdentityConfig(n=n, seed=seed)
     seed_everything(seed)
     layer = SparseLayer(n, n, n, a_local=cfg.a_local, a_global=cfg.a_global, region=cfg.region,
-                        chunk_size=spec.get("chunk"), fix_values=spec.get("fixed", False))
+                        chunk_size=spec.get("chunk"), fix_values=spec.get("fixed", False), init_values="randn")
     if spec.get("fixed"):
         opt = torch.optim.Adam(layer.parameters(), lr=cfg.lr)
         return cfg, layer, opt, None, None

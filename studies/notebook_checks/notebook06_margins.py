@@ -38,7 +38,8 @@ if what == "mnist":
     class SC(nn.Module):
         def __init__(self, hidden=32, k=1024):
             super().__init__()
-            self.sparse = ashlib.SparseLayer((28, 28), hidden, k, a_local=2, a_global=2, region=(1, 5, 5), chunk_size=16, shared_draws=1)
+            self.sparse = ashlib.SparseLayer((28, 28), hidden, k, a_local=2, a_global=2, region=(1, 5, 5), chunk_size=16, shared_draws=1,
+                                             init_values="randn")
             self.bias = nn.Parameter(torch.zeros(hidden)); self.head = nn.Linear(hidden, 10)
         def forward(self, im): return self.head(torch.relu(self.sparse(im) + self.bias))
     def tr_(model, epochs, seed):
