@@ -383,6 +383,39 @@ def _check_pixel_counts(f) -> str:
     return "matches a count by hand over 3 sets of means"
 
 
+def _check_diagnose(f) -> str:
+    rising = [0.1 + 0.06 * i for i in range(15)]  # reaches 0.94
+    flat = [0.1 + 0.05 * i for i in range(8)] + [0.5] * 7
+    slow = [0.1 + 0.02 * i for i in range(15)]
+    cases = [
+        ("placed rises to 0.94", dict(placed=rising, sigma=[6.0] * 15, value=[1.0] * 15), "working",
+         "90 % or more of the entries are on their cell"),
+        ("the values fall from 1.0 to 0.2 while placed stays at 0.3",
+         dict(placed=[0.3] * 15, sigma=[6.0] * 15, value=[1.0 - 0.057 * i for i in range(15)]), "small value",
+         "misplaced entries shrink their values, and a small value weakens the pull on its mean"),
+        ("placed stops at 0.5 for the second half, sigma 0.3",
+         dict(placed=flat, sigma=[6.0 - 0.4 * i for i in range(15)], value=[1.0] * 15), "stalled",
+         "narrow Gaussians no longer feel far targets, so placed stops rising"),
+        ("placed climbs slowly to 0.38, sigma still 5",
+         dict(placed=slow, sigma=[7.0 - 0.14 * i for i in range(15)], value=[1.0] * 15), "still searching",
+         "wide Gaussians still move; give it more batches, or relocate=True"),
+        ("placed stops at 0.5 but sigma is still 4 cells",
+         dict(placed=flat, sigma=[4.0] * 15, value=[1.0] * 15), "still searching",
+         "a wide sigma can still feel its target: slow, not stalled"),
+        ("placed ends at 0.95 although the values halved",
+         dict(placed=[0.95] * 15, sigma=[0.3] * 15, value=[1.0 - 0.05 * i for i in range(15)]), "working",
+         "check placed first: learned values may settle below their start"),
+    ]
+    for what, trace, expected, why in cases:
+        got = _not_none(f({key: list(v) for key, v in trace.items()}))
+        if not isinstance(got, str):
+            raise _Wrong(f"for a trace where {what}, your function returned {_describe(got)}; expected one of "
+                         "'working', 'small value', 'stalled', 'still searching'")
+        if got != expected:
+            raise _Wrong(f"for a trace where {what}, your function said {got!r}; expected {expected!r} ({why})")
+    return "names 6 hand-made traces as the failure table does"
+
+
 EXERCISES = {
     "corner_tuples": ("01.2 nearest tuples", _check_corner_tuples),
     "proportions": ("01.3 proportions by hand", _check_proportions),
@@ -399,6 +432,7 @@ EXERCISES = {
     "sample_weight": ("05.3 the weight of a sampled o", _check_sample_weight),
     "sparse_parameter_count": ("06.1 parameters of a sparse layer", _check_sparse_parameter_count),
     "pixel_counts": ("06.2 where the connections go", _check_pixel_counts),
+    "diagnose": ("06.3 read a run from its traces", _check_diagnose),
 }
 """name -> (title, check). The name is the stub's (and the solution's) function name."""
 
@@ -418,6 +452,7 @@ RETURNS = {
     "sample_weight": "one number: the weight of o",
     "sparse_parameter_count": "one number: the parameter count",
     "pixel_counts": "a tensor (height, width) of counts",
+    "diagnose": "one of the strings 'working', 'small value', 'stalled', 'still searching'",
 }
 """name -> what its answer returns, in words (said when a check cannot use what came back)."""
 

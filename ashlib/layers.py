@@ -337,7 +337,11 @@ class SparseLayer(SparseTransform):
             # dense W once and multiply, instead of contracting b * m tuples
             cells = flat_index(indices[0], self.shape, validate=False)  # sampled inside W
             W = weights.new_zeros(n_out * n_in).index_add(0, cells, weights[0]).view(n_out, n_in).to(x.dtype)
-            y = torch.einsum("oi,bif->bof", W, x.reshape(b, n_in, -1)).reshape(b, *self.out_shape, *x.shape[x.dim() - features:])
+            if features:
+                y = torch.einsum("oi,bif->bof", W, x.reshape(b, n_in, -1))
+            else:
+                y = x.reshape(b, n_in) @ W.T
+            y = y.reshape(b, *self.out_shape, *x.shape[x.dim() - features:])
         elif draws == b:
             y = contract(indices, weights.to(x.dtype), x, self.out_shape, validate=False, feature_dims=features)
         else:

@@ -98,6 +98,9 @@ def _wrong_answers():
                 counts[a, b] += 1
         return counts
 
+    def diagnose(trace):  # judges by sigma alone: a narrow sigma is called stalled even when every entry is placed
+        return "stalled" if trace["sigma"][-1] < 1.0 else "still searching"
+
     return dict(locals())
 
 

@@ -2,7 +2,8 @@
 
 1. a fixed permutation of 64 numbers: SparseLayer(64, 64, k=64, fix_values=True) against nn.Linear(64, 64);
 2. a gather y = x[(q + 3) mod n] from a one-hot cue q: HyperLayer(n, 1, 1, source, fix_values=True)
-   with the cue as context, against soft attention (the same source giving n logits);
+   with the cue as context (no relocation: HyperLayer has none yet; a_global=16 and region (1, 8) as
+   in studies/pointer), against soft attention (the same source network giving n logits);
 3. a banded 256 x 256 W (the diagonal and its two neighbours, 766 nonzeros, values N(0, 1)) from
    128 pairs (x, W x): SparseLayer(256, 256, k=768) against the Lasso (ISTA, the penalty picked
    from a short list by the error on 128 held-out pairs).
@@ -83,7 +84,8 @@ def gather(seed, n, method, batches=5000, shift=3):
         params = source.parameters()
     else:
         source = CueSource(n, 3)
-        layer = ashlib.HyperLayer(n, 1, 1, source, fix_values=True, relocate=(method == "HyperLayer, relocate"))
+        # the pointer study's sampling settings (the defaults for a 1 x n W give only 2 global tuples)
+        layer = ashlib.HyperLayer(n, 1, 1, source, fix_values=True, a_global=16, region=(1, 8))
         model, params = layer, layer.parameters()
     params = list(params)
     opt = torch.optim.Adam(params, lr=1e-3)
@@ -179,7 +181,7 @@ def main(argv=None):
             report("permutation 64", "SparseLayer, paper", seed, permutation(seed, False))
         if 2 in a.problems:
             for n in a.gather_n:
-                for method in ("soft attention", "HyperLayer, relocate", "HyperLayer, paper"):
+                for method in ("soft attention", "HyperLayer, fixed values"):
                     report(f"gather {n}", method, seed, gather(seed, n, method))
         if 3 in a.problems:
             for method in ("Lasso", "SparseLayer, relocate", "SparseLayer, paper"):
