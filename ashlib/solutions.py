@@ -216,16 +216,15 @@ def pixel_counts(means, height, width):
 
 def diagnose(trace):
     """Name what a sparse layer's training is doing, from traces recorded during the run: a dict
-    of equal-length lists ``placed`` (share of entries on their right cell), ``sigma`` (mean sigma,
-    in cells) and ``value`` (mean absolute value), oldest first. One of "working",
-    "small value", "stalled", "still searching"."""
+    of equal-length lists ``placed`` (share of the answer in place: rows right, cues on target),
+    ``sigma`` (mean sigma, in cells) and ``value`` (mean absolute value), oldest first. One of
+    "working", "small value", "stalled", "still searching"."""
     placed, sigma, value = trace["placed"], trace["sigma"], trace["value"]
     if placed[-1] >= 0.9:
-        return "working"  # (nearly) every entry on its cell
-    if value[-1] < 0.5 * value[0]:
-        return "small value"  # misplaced entries shrink their value, which weakens their pull
+        return "working"  # (nearly) all of the answer in place
+    if value[-1] < 0.5 * max(value):
+        return "small value"  # the values fell from their peak: misplaced entries shrink, their pull weakens
     half = len(placed) // 2
-    if sigma[-1] < 1.0 and placed[-1] - placed[half] < 0.05:
-        return "stalled"  # narrow Gaussians no longer feel far targets: no progress in the second half
-    return "still searching"  # wide Gaussians, slow progress: more batches, or relocate=True
-
+    if placed[-1] - placed[half] < 0.05 and sigma[-1] < 0.5 * sigma[0]:
+        return "stalled"  # narrowed Gaussians, no progress in the second half: far targets are out of reach
+    return "still searching"  # progress, or Gaussians still wide: more batches, or relocate=True
