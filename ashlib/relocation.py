@@ -88,14 +88,18 @@ def movable(harmful: torch.Tensor, harm: torch.Tensor, sigmas: torch.Tensor, val
     there); sigmas (k, r); values (k,) if learned, else None.
 
     A *settled* Gaussian (sigma below :data:`SETTLED` in every dimension: its value sits on its
-    nearest cell) moves only when harmful, or when its learned value has shrunk to nothing (idle).
-    A Gaussian that is still wide is searching: it may move unless its own cell is clearly wanted.
+    nearest cell) moves only when harmful. One that is still wide, or whose learned value has
+    shrunk to nothing (idle, as RigL drops small weights), is searching: it may move unless its own
+    cell is clearly wanted, so an idle value just moved to a wanted cell stays there and grows.
+    (With learned values, harm can also mean a value that is merely too large; such Gaussians
+    move too, which costs moves: see studies/relocate.)
     """
     settled = (sigmas < SETTLED).all(-1)
-    ok = harmful | (~settled & (harm > -margin))
+    unwanted = harm > -margin  # the loss does not clearly want this Gaussian's weight where it is
+    searching = ~settled
     if values is not None:
-        ok |= values.abs() < IDLE * values.abs().median()
-    return ok
+        searching |= values.abs() < IDLE * values.abs().median()
+    return harmful | (searching & unwanted)
 
 
 def plan_moves(values: torch.Tensor, harm: torch.Tensor, movable: torch.Tensor, cells: torch.Tensor,

@@ -6,7 +6,8 @@ exist. The pull tried here adds to each instance's mean gradient
 ``weight * mean_t v dL/dW[t] (t - mu) / scale``
 over the Gaussian's S sampled tuples t: the mean's own gradient without the density factor that
 silences far tuples. ``--variant sigma2`` divides by sigma^2 (the form of the mean's own gradient),
-``nosigma`` by 1, ``direction`` uses the unit vector (t - mu) / |t - mu| divided by sigma.
+``nosigma`` by 1, ``direction`` uses the unit vector (t - mu) / |t - mu| divided by sigma, ``best``
+pulls toward the instance's most wanted tuple, measured from the centroid of its tuples.
 
     python studies/relocate/pointer_pull.py --n 32 64 --seeds 0 1 2 3 4 --variant sigma2
 
@@ -62,8 +63,13 @@ class PullHyperLayer(ashlib.HyperLayer):
                 pull = (signal * d).mean(2) / s.square()
             elif self.variant == "nosigma":
                 pull = (signal * d).mean(2)
-            else:
+            elif self.variant == "direction":
                 pull = (signal * d / (d.norm(dim=-1, keepdim=True) + 1e-3)).mean(2) / s
+            else:  # best
+                want = -signal.squeeze(-1)
+                best = tuples.gather(2, want.argmax(-1)[..., None, None].expand(b, k, 1, r)).squeeze(2)
+                excess = (want.max(-1).values - want.mean(-1)).unsqueeze(-1)
+                pull = -excess * (best - tuples.mean(2)) / s.square()
             pulls["pull"] = self.weight * pull
 
         y.register_hook(on_grad_y)
@@ -76,7 +82,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, nargs="+", default=[32, 64])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--variant", choices=["sigma2", "nosigma", "direction"], default="sigma2")
+    ap.add_argument("--variant", choices=["sigma2", "nosigma", "direction", "best"], default="sigma2")
     ap.add_argument("--weight", type=float, default=1.0)
     ap.add_argument("--sigma-rate", type=float, default=None)
     ap.add_argument("--batches", type=int, default=5000)

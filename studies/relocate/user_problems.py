@@ -105,7 +105,7 @@ def gather(seed, n, method, batches=5000, shift=3):
             "params": sum(p.numel() for p in params)}
 
 
-def banded(seed, method, n=256, pairs=128, batches=3000):
+def banded(seed, method, n=256, pairs=128, batches=1000):
     """Share of the true cells found, and the test MSE of the estimate against an empty W's."""
     g = torch.Generator().manual_seed(seed)
     W = torch.zeros(n, n)
