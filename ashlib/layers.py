@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from . import relocation as reloc
 from .config import is_finite_positive
-from .contract import contract
+from .contract import contract, to_dense as dense_from_tuples
 from .indexing import as_shape, flat_index
 from .sampling import _as_region, check_settings, sample_log_density
 
@@ -238,7 +238,6 @@ class SparseTransform(nn.Module):
             raise ValueError("values contain NaN or inf; check the learning rate or the source network")
 
 
-
 class SparseLayer(SparseTransform):
     """A sparse layer with k learned Gaussians (means, sigmas) and k learned or fixed values.
 
@@ -312,9 +311,8 @@ class SparseLayer(SparseTransform):
 
     def to_dense(self) -> torch.Tensor:
         """The rounded W: every value added into the cell its mean rounds to (shape out + in), the W of eval()."""
-        from .contract import to_dense
         means, _ = self.gaussians()
-        return to_dense(means.detach().round().long(), self.values.detach(), self.shape)
+        return dense_from_tuples(means.detach().round().long(), self.values.detach(), self.shape)
 
     def batch_parameters(self, batch_size: int):
         """The raw (means, sigmas, values) repeated for each instance: (b, k, r), (b, k), (b, k)."""
