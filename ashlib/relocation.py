@@ -10,15 +10,17 @@ connection where the gradient is large), applied to the paper's Gaussians.
 The rule, per training batch (all statistics over the batch's instances, as z-scores: the
 batch mean of a per-instance quantity over its standard error):
 
-* **Where a Gaussian stands must be harmful.** With value v at its nearest cell c, the loss falls
-  when that weight shrinks: ``z(v * dL/dW[c]) > margin``, on ``confirm`` batches in a row. A mean
-  on its right cell is not harmful (the loss would rise without it), so noise alone must pass
-  the margin ``confirm`` times running to move it. Learned values that have shrunk to almost
-  nothing (below ``idle`` times the median magnitude) carry no evidence either way and may move.
-* **Where it goes must be clearly wanted.** A sampled cell t is a target for a value of sign s
-  when ``z(-s * dL/dW[t]) > margin``: the loss falls when weight of that sign is added there.
-* **One Gaussian per target.** The most harmful Gaussians take the most wanted cells, one each,
-  so two Gaussians never pile onto one cell in the same batch.
+* **Who may move.** With value v at its nearest cell c, the place is *harmful* when
+  ``z(v * dL/dW[c]) > margin`` on ``confirm`` batches in a row: the loss falls as that weight
+  shrinks. A Gaussian still wide (sigma above :data:`SETTLED` somewhere), or with a learned value
+  shrunk below ``IDLE`` times the median, is still searching and may move unless its own cell is
+  clearly wanted. A settled mean on its right cell is not harmful, so noise alone must pass the
+  margin ``confirm`` times running to move it.
+* **Where it may go.** A cell the batch sampled anyway, that no Gaussian stands on, is a target
+  for a value of sign s when ``z(-s * dL/dW[t])`` passes the margin and ``sqrt(2 ln N)`` for N
+  candidate cells (about the largest z-score pure noise reaches among them).
+* **One Gaussian per target.** The most harmful Gaussians take the most wanted cells, one each;
+  a moved Gaussian's mean is set on its cell and its sigma narrowed, so it is settled there.
 
 Everything is vectorised over Gaussians and candidate cells; the cost is a few gathers over
 (instances x cells), capped by :data:`CANDIDATE_BUDGET`.
