@@ -354,7 +354,7 @@ class SparseLayer(SparseTransform):
     def _relocate(self, grad_y, x, indices) -> None:
         """Move the Gaussians whose place is harmful to the sampled cells the loss wants most (see
         :mod:`ashlib.relocation`). Runs in the output's gradient hook, before the means' gradient."""
-        k, r = self.k, self.rank
+        r = self.rank
         means, sigmas = self.gaussians()
         nearest = means.round().long()
         values = self.values.detach()
