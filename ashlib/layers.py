@@ -402,13 +402,29 @@ class HyperLayer(SparseTransform):
     a pointer over 32 columns learned on 0 of 5 seeds with ``sigma_rate=1``). A source that must
     reach a small sigma from raw ~ 0 now needs a raw sigma about 1/sigma_rate times larger; pass
     ``sigma_rate=1`` for the raw sigma as :class:`SparseLayer` reads it.
+
+    ``relocate=True`` lets a Gaussian find a far target where the source's input repeats (a cue, a
+    query: contexts that come back bit for bit). Per (context, cell) the layer adds up ``dL/dW``
+    over the batches; when a sampled cell is clearly wanted (z-score above ``relocate_margin`` and
+    above what that many noise cells would reach) and the Gaussian's own cell is not, the cell becomes
+    that context's target, and an auxiliary gradient (``relocate_weight`` per instance, in cell
+    units) pulls the source's mean onto it and narrows its sigma, on top of the loss's own gradient.
+    Inputs that never repeat gather no evidence, so nothing moves. ``moves`` counts the targets set.
+    See :mod:`ashlib.relocation`; the memory is not part of the ``state_dict``.
     """
 
     def __init__(self, in_shape, out_shape, k, source: nn.Module | None = None, *, a_local=None, a_global=None,
                  region=None, chunk_size="auto", sigma_scale=0.1, min_sigma=0.1, sigma_rate=SIGMA_RATE,
-                 fix_values=False):
+                 fix_values=False, relocate=False, relocate_margin=reloc.MARGIN, relocate_weight=1.0):
         super().__init__(in_shape, out_shape, k, a_local=a_local, a_global=a_global, region=region,
                          chunk_size=chunk_size, sigma_scale=sigma_scale, min_sigma=min_sigma)
+        self.relocate = _check_relocation(relocate, relocate_margin, 1)
+        if not is_finite_positive(relocate_weight):
+            raise ValueError(f"relocate_weight must be a finite number > 0 (scale of the pull toward a target; "
+                             f"1 by default), got {relocate_weight!r}")
+        self.relocate_margin, self.relocate_weight = float(relocate_margin), float(relocate_weight)
+        self.moves = 0
+        self._evidence = reloc.ContextEvidence()
         if source is not None and not callable(source):
             raise ValueError(f"source must be a module or function x -> (means, sigmas, values), "
                              f"got {type(source).__name__}")
@@ -469,7 +485,109 @@ class HyperLayer(SparseTransform):
         means, sigmas, values = self.parameters_for(x, context)
         if not self.training:
             return self.nearest(x, means, sigmas, values)
-        return self.transform(x, means, sigmas, values, generator)
+        b = means.shape[0]
+        if not (self.relocate and torch.is_grad_enabled() and b > 1):
+            return self.transform(x, means, sigmas, values, generator)
+        features = self._check_input(x, means, sigmas, values)
+        indices, weights = self.sample_weights(means, sigmas, values, generator)
+        y = contract(indices, weights.to(x.dtype), x, self.out_shape, validate=False, feature_dims=features)
+        index_means, index_sigmas = self.index_space(means, sigmas)
+        keys = reloc.context_keys(x if context is None else context)
+        return _Relocation.apply(y, index_means, index_sigmas, (self, x.detach(), indices.detach(), keys,
+                                                                 values.detach()))
+
+    @torch.no_grad()
+    def _relocate(self, grad_y, x, indices, keys, means, sigmas, values):
+        """Add this batch's evidence per (context, cell), give movable Gaussians targets, and return
+        the auxiliary gradients that pull each instance's means (and, once there, sigmas) to its
+        context's targets (see :mod:`ashlib.relocation`)."""
+        b, k, r = means.shape
+        shape, memory = self.shape, self._evidence
+        n_cells = math.prod(shape)
+        nearest = means.round().long()
+        cells = torch.cat([indices, nearest], 1)
+        flat = flat_index(cells, shape, validate=False)
+        g = reloc.instance_cell_gradients(grad_y, x, cells, len(self.out_shape))
+        pairs, where = torch.unique(torch.arange(b, device=flat.device).unsqueeze(1) * n_cells + flat,
+                                    return_inverse=True)
+        pick = torch.empty_like(pairs).scatter_(0, where.flatten(), torch.arange(where.numel(), device=flat.device))
+        inst, cell = pairs // n_cells, pairs % n_cells
+        memory.add(reloc.pair_ids(keys[inst], cell), g.flatten()[pick])
+
+        # one decision per distinct context: its instances share W
+        ukeys, kinv = torch.unique(keys, return_inverse=True)
+        rep = torch.empty_like(ukeys).scatter_(0, kinv, torch.arange(b, device=keys.device))
+        n_keys = ukeys.numel()
+        m, s, v = means[rep], sigmas[rep], values[rep]
+        near = flat_index(m.round().long(), shape, validate=False)  # (K, k)
+        sign = torch.where(v >= 0, 1.0, -1.0).to(torch.float64)
+        gauss = torch.arange(k, device=keys.device)
+        gauss_ids = reloc.pair_ids(ukeys.unsqueeze(1), gauss)  # (K, k)
+        harm = sign * memory.z(reloc.pair_ids(ukeys.unsqueeze(1), near))
+        target = memory.target(gauss_ids)  # flat target cell or -1
+        travelling = (target >= 0) & (target != near)
+        searching = ~(s < reloc.SETTLED).all(-1)
+        if not self.fix_values:
+            searching |= v.abs() < reloc.IDLE * v.abs().median()
+        margin = self.relocate_margin
+        movable = ~travelling & ((harm > margin) | (searching & (harm > -margin)))
+        if bool(movable.any()):
+            # candidates: the (context, cell) pairs this batch sampled, not stood on or aimed at
+            cand = torch.unique(kinv[inst] * n_cells + cell)
+            ckey, ccell = cand // n_cells, cand % n_cells
+            taken = torch.cat([(torch.arange(n_keys, device=keys.device).unsqueeze(1) * n_cells + near).flatten(),
+                               (torch.arange(n_keys, device=keys.device).unsqueeze(1) * n_cells + target)[target >= 0]])
+            free = ~torch.isin(cand, taken)
+            ckey, ccell = ckey[free], ccell[free]
+            want = -memory.z(reloc.pair_ids(ukeys[ckey], ccell))
+            bar = max(margin, math.sqrt(2 * math.log(max(2, ckey.numel()))))
+            for side in (1.0, -1.0):  # two signs, not a loop over Gaussians
+                gk, gj = torch.nonzero(movable & (sign == side), as_tuple=True)
+                ok = side * want > bar
+                if gk.numel() == 0 or not bool(ok.any()):
+                    continue
+                ck, cc, cw = ckey[ok], ccell[ok], side * want[ok]
+                g_rank = reloc.ranks_within(gk, harm[gk, gj])
+                c_rank = reloc.ranks_within(ck, cw)
+                top = int(max(g_rank.max(), c_rank.max())) + 1
+                g_code, c_code = gk * top + g_rank, ck * top + c_rank
+                order = torch.argsort(c_code)
+                pos = torch.searchsorted(c_code[order], g_code).clamp_max(c_code.numel() - 1)
+                hit = c_code[order][pos] == g_code
+                if bool(hit.any()):
+                    memory.set_targets(gauss_ids[gk[hit], gj[hit]], cc[order][pos[hit]])
+                    self.moves += int(hit.sum())
+
+        # auxiliary gradients toward each instance's targets: a Huber pull in cell units (weight per
+        # instance from a cell away, linear within), on the mean and on a sigma wider than settled
+        target = memory.target(reloc.pair_ids(keys.unsqueeze(1), gauss))
+        has = target >= 0
+        strides = torch.tensor([math.prod(shape[d + 1:]) for d in range(r)], device=keys.device)
+        sizes = torch.tensor(shape, device=keys.device)
+        tcell = (target.clamp_min(0).unsqueeze(-1) // strides) % sizes  # (b, k, r)
+        weight = self.relocate_weight / b
+        grad_means = torch.where(has.unsqueeze(-1), (means - tcell).clamp(-1, 1), 0.0) * weight
+        aim = (min(self.min_sigma, reloc.SETTLED) + reloc.SETTLED) / 2
+        grad_sigmas = torch.where(has.unsqueeze(-1), (sigmas - aim).clamp(0, 1), 0.0) * weight
+        return grad_means, grad_sigmas
+
+
+class _Relocation(torch.autograd.Function):
+    """Identity on y; its backward runs HyperLayer's relocation with dL/dy and adds the auxiliary
+    gradients to the index-space means and sigmas (and so to the source that made them)."""
+
+    @staticmethod
+    def forward(ctx, y, means, sigmas, extra):
+        ctx.extra = extra
+        ctx.save_for_backward(means.detach(), sigmas.detach())
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        layer, x, indices, keys, values = ctx.extra
+        means, sigmas = ctx.saved_tensors
+        grad_means, grad_sigmas = layer._relocate(grad_y, x, indices, keys, means, sigmas, values)
+        return grad_y, grad_means.to(means.dtype), grad_sigmas.to(sigmas.dtype), None
 
 
 def is_finite_number(value) -> bool:

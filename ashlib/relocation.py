@@ -24,6 +24,10 @@ batch mean of a per-instance quantity over its standard error):
 
 Everything is vectorised over Gaussians and candidate cells; the cost is a few gathers over
 (instances x cells), capped by :data:`CANDIDATE_BUDGET`.
+
+A :class:`~ashlib.HyperLayer` has one W per instance, so the same test runs over the batches
+instead: :class:`ContextEvidence` sums ``dL/dW`` per (context, cell) wherever the source's input
+repeats, and a move sets a target toward which an auxiliary gradient pulls the source (below).
 """
 
 from __future__ import annotations
@@ -163,3 +167,138 @@ def unique_cells(tuples: torch.Tensor, shape, occupied: torch.Tensor | None = No
     strides = [math.prod(shape[d + 1:]) for d in range(len(shape))]
     return torch.stack([(keys // s) % n for s, n in zip(strides, shape)], dim=1)
 
+
+
+# --- HyperLayer: evidence kept per context across batches -------------------------------------
+#
+# A HyperLayer's W differs per instance, so one batch holds no sample of instances behind one
+# cell. But where the source's input (the context) repeats, as a cue or a query does, every
+# instance with the same context has the same W: the evidence for a cell can be added up over the
+# batches in which that context came back. The memory below keeps, per (context, cell), the count,
+# sum and sum of squares of dL/dW; a context that never repeats never gathers enough evidence to
+# move anything. A move sets a *target* for that context's Gaussian, and the source is trained
+# toward it by an auxiliary gradient (the mean pulled onto the target cell, and the sigma narrowed
+# once it is there), since a HyperLayer has no mean of its own to set.
+
+MIN_COUNT = 8
+"""A (context, cell) pair needs this many observations before its z-score counts."""
+
+MEMORY_BUDGET = 1 << 20
+"""At most this many (context, cell) pairs are remembered; the least recently seen go first."""
+
+_MIX = -7046029254386353131  # an odd 64-bit constant (golden ratio): spreads context keys over int64
+
+
+def context_keys(source_input: torch.Tensor) -> torch.Tensor:
+    """One int64 key per instance (b,), equal exactly when the instances' inputs are bit-for-bit equal
+    (up to a 64-bit hash collision, about 2**-64 per pair). The sum of per-element products wraps
+    modulo 2**64, so it is exact and does not depend on the order of the additions."""
+    flat = source_input.detach()
+    if flat.is_complex():
+        flat = torch.view_as_real(flat)
+    flat = flat.reshape(flat.shape[0], -1).contiguous()
+    if flat.is_floating_point():  # the bit pattern, so equal floats give equal keys
+        flat = flat.view({8: torch.int64, 4: torch.int32, 2: torch.int16}[flat.element_size()])
+    flat = flat.long()
+    gen = torch.Generator().manual_seed(flat.shape[1])
+    coefs = torch.randint(-(1 << 62), 1 << 62, (flat.shape[1],), generator=gen).mul_(2).add_(1).to(flat.device)
+    return (flat * coefs).sum(1) * _MIX + flat.shape[1]
+
+
+def pair_ids(keys: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """A 64-bit id per (context key, flat cell or Gaussian index) pair (wrapping arithmetic)."""
+    return keys * _MIX + cells
+
+
+class ContextEvidence:
+    """Running per-(context, cell) statistics of ``dL/dW`` over the batches, and each (context,
+    Gaussian)'s target cell. Plain tensors, sorted by id; not part of the module's state_dict."""
+
+    def __init__(self):
+        self.ids = self.count = self.total = self.squares = self.seen = None
+        self.target_ids = self.targets = None
+        self.step = 0
+
+    def add(self, ids: torch.Tensor, grads: torch.Tensor) -> None:
+        """Add one observation ``grads`` (N,) per distinct pair id (N,)."""
+        self.step += 1
+        g = grads.double()
+        if self.ids is None:
+            self.ids, self.count, self.total, self.squares = ids.new_zeros(0), g.new_zeros(0), g.new_zeros(0), g.new_zeros(0)
+            self.seen = ids.new_zeros(0)
+        all_ids, where = torch.unique(torch.cat([self.ids, ids]), return_inverse=True)
+        old, new = where[:self.ids.numel()], where[self.ids.numel():]
+        count, total, squares = (g.new_zeros(all_ids.numel()) for _ in range(3))
+        seen = ids.new_zeros(all_ids.numel())
+        count[old], total[old], squares[old], seen[old] = self.count, self.total, self.squares, self.seen
+        count.index_add_(0, new, torch.ones_like(g))
+        total.index_add_(0, new, g)
+        squares.index_add_(0, new, g * g)
+        seen[new] = self.step
+        if all_ids.numel() > MEMORY_BUDGET:  # forget the least recently seen pairs
+            keep = torch.sort(torch.argsort(seen, descending=True, stable=True)[:MEMORY_BUDGET]).values
+            all_ids, count, total, squares, seen = (t[keep] for t in (all_ids, count, total, squares, seen))
+        self.ids, self.count, self.total, self.squares, self.seen = all_ids, count, total, squares, seen
+
+    def z(self, ids: torch.Tensor) -> torch.Tensor:
+        """z-score of the mean of dL/dW for each pair id (N,): 0 where it has fewer than MIN_COUNT observations."""
+        z = torch.zeros(ids.shape, dtype=torch.float64, device=ids.device)
+        if self.ids is None or self.ids.numel() == 0:
+            return z
+        pos = torch.searchsorted(self.ids, ids).clamp_max(self.ids.numel() - 1)
+        found = self.ids[pos] == ids
+        n, s, q = self.count[pos], self.total[pos], self.squares[pos]
+        mean = s / n.clamp_min(1)
+        var = ((q - n * mean * mean) / (n - 1).clamp_min(1)).clamp_min(0)
+        score = mean * n.sqrt() / var.sqrt().clamp_min(torch.finfo(var.dtype).tiny)
+        return torch.where(found & (n >= MIN_COUNT), score, z)
+
+    def target(self, ids: torch.Tensor) -> torch.Tensor:
+        """The target cell (flat index into W) of each (context, Gaussian) id (N,); -1 where it has none."""
+        out = torch.full(ids.shape, -1, dtype=torch.long, device=ids.device)
+        if self.target_ids is None or self.target_ids.numel() == 0:
+            return out
+        pos = torch.searchsorted(self.target_ids, ids).clamp_max(self.target_ids.numel() - 1)
+        found = self.target_ids[pos] == ids
+        out[found] = self.targets[pos[found]]
+        return out
+
+    def set_targets(self, ids: torch.Tensor, cells: torch.Tensor) -> None:
+        """Give each (context, Gaussian) id (M,) its target cell (M,) (flat), replacing an older one."""
+        if self.target_ids is None:
+            self.target_ids, self.targets = ids.new_zeros(0), cells.new_zeros(0)
+        keep = ~torch.isin(self.target_ids, ids)
+        all_ids = torch.cat([self.target_ids[keep], ids])
+        all_cells = torch.cat([self.targets[keep], cells])
+        order = torch.argsort(all_ids)
+        self.target_ids, self.targets = all_ids[order], all_cells[order]
+
+
+def instance_cell_gradients(grad_y: torch.Tensor, x: torch.Tensor, cells: torch.Tensor, out_rank: int) -> torch.Tensor:
+    """Per-instance ``dL/dW_b[cell]`` at each instance's own cells (b, N, r): (b, N)."""
+    b, N = cells.shape[:2]
+    out_shape = tuple(grad_y.shape[1:1 + out_rank])
+    in_rank = cells.shape[2] - out_rank
+    in_shape = tuple(x.shape[1:1 + in_rank])
+    F = math.prod(grad_y.shape[1 + out_rank:])
+    rows = flat_index(cells[..., :out_rank], out_shape, validate=False)
+    cols = flat_index(cells[..., out_rank:], in_shape, validate=False)
+    gy = grad_y.reshape(b, math.prod(out_shape), F)
+    xs = x.reshape(b, math.prod(in_shape), F).to(gy.dtype)
+    return (gy.gather(1, rows.unsqueeze(-1).expand(b, N, F)) * xs.gather(1, cols.unsqueeze(-1).expand(b, N, F))).sum(-1)
+
+
+def ranks_within(groups: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Rank of each item within its group (0 = highest score), for items with group ids (N,)."""
+    if groups.numel() == 0:
+        return groups.clone()
+    order = torch.argsort(scores, descending=True, stable=True)
+    order = order[torch.argsort(groups[order], stable=True)]
+    sorted_groups = groups[order]
+    start = torch.ones_like(sorted_groups, dtype=torch.bool)
+    start[1:] = sorted_groups[1:] != sorted_groups[:-1]
+    position = torch.arange(groups.numel(), device=groups.device)
+    first = torch.cummax(torch.where(start, position, torch.zeros_like(position)), 0).values
+    ranks = torch.empty_like(position)
+    ranks[order] = position - first
+    return ranks

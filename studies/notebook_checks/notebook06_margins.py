@@ -7,8 +7,8 @@ the pointer (5,000 batches) and the digit classifiers (5 epochs on the offline M
 other seeds and prints the quantities the checks and the text quote.
 
     OMP_NUM_THREADS=1 python studies/notebook_checks/notebook06_margins.py perm 5
-    OMP_NUM_THREADS=1 python studies/notebook_checks/notebook06_margins.py pointer 5
-    OMP_NUM_THREADS=1 python studies/notebook_checks/notebook06_margins.py pointer 5 1   # sigma_rate=1
+    OMP_NUM_THREADS=1 python studies/notebook_checks/notebook06_margins.py pointer 5            # n = 64, defaults
+    OMP_NUM_THREADS=1 python studies/notebook_checks/notebook06_margins.py pointer 5 relocate   # relocate=True
     OMP_NUM_THREADS=1 python studies/notebook_checks/notebook06_margins.py mnist 5
 
 About 20 s (permutation), 20 s (pointer) and 20 s (digits) per seed on one free core.
@@ -72,9 +72,10 @@ if what == "pointer":
             super().__init__(); self.net = nn.Sequential(nn.Linear(n, hidden), nn.ReLU(), nn.Linear(hidden, 4))
         def forward(self, cue):
             out = self.net(cue); return out[:, None, :2], out[:, None, 2], out[:, None, 3]
+    n = 64  # the notebook's pointer
     for s in seeds:
         torch.manual_seed(s)
-        settings = {"sigma_rate": float(sys.argv[3])} if len(sys.argv) > 3 else {}  # e.g. 1: the old mapping
+        settings = {"relocate": True} if sys.argv[3:] == ["relocate"] else {}
         pointer = ashlib.HyperLayer(n, 1, 1, PS(n), a_local=2, a_global=16, region=(1, 8), **settings)
         opt = torch.optim.Adam(pointer.parameters(), lr=1e-3); L = []
         t = time.time()

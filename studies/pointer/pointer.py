@@ -32,13 +32,13 @@ VARIANTS = {
 }
 DEFAULTS = dict(sigma_bias=0.0, mean_spread=0.0, last_scale=1.0, value_lr=1.0, value_bias=0.0, sigma_lr=1.0,
                 min_sigma=None, sigma_scale=None, sigma_rate=None, lr=1e-3,
-                value_trunk=1.0, mean_gain=1.0)
+                value_trunk=1.0, mean_gain=1.0, relocate=0.0)
 
 
 class Source(nn.Module):
     """cue (b, n) -> raw means (b, 1, 2), raw sigma (b, 1), value (b, 1)."""
 
-    def __init__(self, n, hidden=64, value_trunk=1.0, mean_gain=1.0):
+    def __init__(self, n, hidden=64, value_trunk=1.0, mean_gain=1.0, relocate=0.0):
         super().__init__()
         self.value_trunk, self.mean_gain = value_trunk, mean_gain
         self.body = nn.Sequential(nn.Linear(n, hidden), nn.ReLU())
@@ -72,6 +72,8 @@ def build(n, a_global, s, seed):
         kw["sigma_scale"] = s["sigma_scale"]
     if s["sigma_rate"] is not None:  # HyperLayer's sigma_rate (None: the layer's default; 1: as before issue 30)
         kw["sigma_rate"] = s["sigma_rate"]
+    if s["relocate"]:  # HyperLayer(relocate=True): studies/relocate
+        kw["relocate"] = True
     layer = ashlib.HyperLayer(n, 1, 1, source, a_local=2, a_global=a_global, region=(1, 8), **kw)
     return layer
 

@@ -2,8 +2,8 @@
 
 1. a fixed permutation of 64 numbers: SparseLayer(64, 64, k=64, fix_values=True) against nn.Linear(64, 64);
 2. a gather y = x[(q + 3) mod n] from a one-hot cue q: HyperLayer(n, 1, 1, source, fix_values=True)
-   with the cue as context (no relocation: HyperLayer has none yet; a_global=16 and region (1, 8) as
-   in studies/pointer), against soft attention (the same source network giving n logits);
+   with the cue as context (a_global=16 and region (1, 8) as in studies/pointer), with and without
+   relocate=True, against soft attention (the same source network giving n logits);
 3. a banded 256 x 256 W (the diagonal and its two neighbours, 766 nonzeros, values N(0, 1)) from
    128 pairs (x, W x): SparseLayer(256, 256, k=768) against the Lasso (ISTA, the penalty picked
    from a short list by the error on 128 held-out pairs).
@@ -85,7 +85,8 @@ def gather(seed, n, method, batches=5000, shift=3):
     else:
         source = CueSource(n, 3)
         # the pointer study's sampling settings (the defaults for a 1 x n W give only 2 global tuples)
-        layer = ashlib.HyperLayer(n, 1, 1, source, fix_values=True, a_global=16, region=(1, 8))
+        layer = ashlib.HyperLayer(n, 1, 1, source, fix_values=True, a_global=16, region=(1, 8),
+                                  relocate=method.endswith("relocate"))
         model, params = layer, layer.parameters()
     params = list(params)
     opt = torch.optim.Adam(params, lr=1e-3)
@@ -165,6 +166,7 @@ def main(argv=None):
     ap.add_argument("--problems", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--gather-n", type=int, nargs="+", default=[32, 64])
+    ap.add_argument("--gather-methods", nargs="+", default=None, help="only these methods of problem 2")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     rows = []
@@ -181,7 +183,8 @@ def main(argv=None):
             report("permutation 64", "SparseLayer, paper", seed, permutation(seed, False))
         if 2 in a.problems:
             for n in a.gather_n:
-                for method in ("soft attention", "HyperLayer, fixed values"):
+                for method in a.gather_methods or ("soft attention", "HyperLayer, fixed values",
+                                                   "HyperLayer, fixed values, relocate"):
                     report(f"gather {n}", method, seed, gather(seed, n, method))
         if 3 in a.problems:
             for method in ("Lasso", "SparseLayer, relocate", "SparseLayer, paper"):
