@@ -499,8 +499,8 @@ class HyperLayer(SparseTransform):
     @torch.no_grad()
     def _relocate(self, grad_y, x, indices, keys, means, sigmas, values):
         """Add this batch's evidence per (context, cell), give movable Gaussians targets, and return
-        the auxiliary gradients that pull each instance's means (and, once there, sigmas) to its
-        context's targets (see :mod:`ashlib.relocation`)."""
+        the auxiliary gradients that pull each instance's means to its context's targets and narrow its
+        sigmas there (see :mod:`ashlib.relocation`)."""
         b, k, r = means.shape
         shape, memory = self.shape, self._evidence
         n_cells = math.prod(shape)
