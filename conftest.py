@@ -7,5 +7,8 @@ os.environ.setdefault("ASHLIB_QUICK", "1")
 # One thread per worker: two xdist workers on two cores, and reproducible notebook outputs.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
-# Exercises: the reference solutions replace the stubs, and a failing self-check fails its cell.
-os.environ.setdefault("ASHLIB_SOLUTIONS", "1")
+# Exercises: the notebooks run as a student's first Run All, with every stub still empty, so each
+# self-check must say "not done yet" and every later cell must still run. The reference solutions
+# are checked against their self-checks in tests/test_exercises.py (tools/run_notebooks.py swaps them
+# in for the stored outputs).
+os.environ.setdefault("ASHLIB_SOLUTIONS", "0")

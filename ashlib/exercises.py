@@ -66,6 +66,7 @@ class _Answer:
     def __init__(self, function):
         self.function = function
         self.returned = self._NOTHING
+        self.calls = self.nones = 0
 
     def __call__(self, *args, **kwargs):
         try:
@@ -73,6 +74,8 @@ class _Answer:
         except Exception as error:  # noqa: BLE001 - the student's code: any error is theirs to see
             raise _Raised(error) from error
         self.returned = got
+        self.calls += 1
+        self.nones += got is None
         return got
 
 
@@ -459,11 +462,14 @@ RETURNS = {
 """name -> what its answer returns, in words (said when a check cannot use what came back)."""
 
 
-def check(answer, *, quiet: bool = False) -> bool:
+def check(answer, *, quiet: bool = False) -> bool | None:
     """Test an exercise answer (the filled-in stub) and say whether it is right.
 
-    Prints one line starting with a tick or a cross. Returns True or False; with
-    :func:`solutions_enabled` a wrong answer raises AssertionError instead (CI must notice).
+    Prints one line: a tick and "correct", a cross and the first input where the answer goes wrong,
+    "not done yet" for an empty stub, or (with :func:`solutions_enabled`) that the reference
+    solution was used. Returns None after printing, so a notebook cell ending in ``check(f)`` shows
+    only that line; ``quiet=True`` prints nothing and returns True or False instead. With
+    :func:`solutions_enabled` a wrong answer raises AssertionError (CI must notice).
     """
     name = getattr(answer, "__name__", None)
     if name not in EXERCISES:
@@ -474,11 +480,15 @@ def check(answer, *, quiet: bool = False) -> bool:
     try:
         detail = checker(student)
         ok, message = True, f"\u2705 Exercise {title}: correct ({detail})."
-        if reference:  # say so: the stub above is still empty, the reference answer was swapped in
-            message = (f"\u2705 Exercise {title}: the reference solution passed ({detail}); ASHLIB_SOLUTIONS=1 "
-                       "put it in place of the stub. Fill in the stub and run this cell to check your own answer.")
+        if reference:  # say so, neutrally: the stub above is still empty, the reference answer was swapped in
+            message = (f"Exercise {title}: ASHLIB_SOLUTIONS=1 put the reference solution (ashlib.solutions) in place "
+                       f"of the stub, and it passes ({detail}). Fill in the stub and run this cell to check your "
+                       "own answer.")
     except _Wrong as wrong:
         ok, message = False, f"\u274c Exercise {title}: not yet. {wrong}"
+        if student.returned is None and _first_call_returned_none(student):
+            message = (f"Exercise {title}: not done yet. The stub returns None: fill it in (or add the missing "
+                       "`return`), then run this cell again.")
     except _Raised as raised:  # the student's code raised: show it, do not crash the notebook
         error = raised.error
         ok, message = False, f"\u274c Exercise {title}: your function raised {type(error).__name__}: {error}"
@@ -486,9 +496,14 @@ def check(answer, *, quiet: bool = False) -> bool:
         returned = "nothing yet" if student.returned is _Answer._NOTHING else _describe(student.returned)
         ok, message = False, (f"\u274c Exercise {title}: not yet. Your function returned {returned}, which the check "
                               f"cannot use ({type(error).__name__}: {error}); it expects {RETURNS[name]}")
-    if not quiet:
-        print(message)
     if not ok and solutions_enabled():
         raise AssertionError(message)
-    return ok
+    if quiet:
+        return ok
+    print(message)
+    return None
 
+
+def _first_call_returned_none(student: _Answer) -> bool:
+    """Whether every call so far returned None (an empty stub), not a later one after right answers."""
+    return student.calls == student.nones
