@@ -132,7 +132,9 @@ def _number(got, what: str, expected: str = "one number") -> float:
     return float(t.reshape(()))
 
 
-def _close(got, expected, what: str, atol: float = 1e-5) -> None:
+def _close(got, expected, what: str, atol: float = 1e-5, hints=()) -> None:
+    """Raise _Wrong unless ``got`` equals ``expected`` (within atol); the message names the first entry
+    that differs. ``hints``: (what a usual slip would return, the hint to give when ``got`` equals it)."""
     expected_t = torch.as_tensor(expected, dtype=torch.float64)
     shape = tuple(expected_t.shape)
     got_t = _tensor(got, what, _expected(shape))
@@ -140,8 +142,24 @@ def _close(got, expected, what: str, atol: float = 1e-5) -> None:
         if shape == () or got_t.dim() == 0:  # one number where several were asked, or the other way round
             raise _Wrong(f"{what}: your function returned {_describe(got)}; expected {_expected(shape)}")
         raise _Wrong(f"{what}: expected shape {shape}, got {tuple(got_t.shape)}")
-    if not torch.allclose(got_t, expected_t, atol=atol, rtol=1e-4, equal_nan=False):
-        raise _Wrong(f"{what}: expected {_show(expected_t)}, got {_show(got_t)}")
+    close = lambda a: torch.allclose(got_t, torch.as_tensor(a, dtype=torch.float64), atol=atol, rtol=1e-4)  # noqa: E731
+    if close(expected_t):
+        return
+    hint = next((h for slip, h in hints if close(slip)), None)
+    raise _Wrong(f"{what}: " + _first_difference(got_t, expected_t, atol) + (f". Hint: {hint}" if hint else ""))
+
+
+def _first_difference(got: torch.Tensor, expected: torch.Tensor, atol: float) -> str:
+    """"expected X, got Y" for one number, else the first entry that differs: its index, both values."""
+    if expected.dim() == 0:
+        return f"expected {round(float(expected), 4)}, got {round(float(got), 4)}"
+    wrong = ~torch.isclose(got, expected, atol=atol, rtol=1e-4)
+    flat = int(torch.nonzero(wrong.flatten())[0])
+    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), expected.shape))
+    where = index[0] if len(index) == 1 else index
+    return (f"first difference at index {where}: expected {round(float(expected.flatten()[flat]), 4)}, got "
+            f"{round(float(got.flatten()[flat]), 4)} ({int(wrong.sum())} of {wrong.numel()} entries differ; "
+            f"expected {_show(expected)}, got {_show(got)})")
 
 
 def _show(t: torch.Tensor) -> str:
@@ -199,7 +217,11 @@ def _check_dense_matrix(f) -> str:
         values = torch.randn(m, generator=g)
         # W's column j is W e_j: contract the tuples with the identity's rows
         W = contract(indices.unsqueeze(0).expand(n, m, 2), values.expand(n, m), torch.eye(n), (n,)).T
-        _close(f(indices, values, (n, n)), W, f"{m} tuples in a {n} x {n} matrix")
+        overwritten = torch.zeros(n, n)
+        overwritten[indices[:, 0], indices[:, 1]] = values  # a repeated tuple keeps one value
+        _close(f(indices, values, (n, n)), W, f"{m} tuples in a {n} x {n} matrix",
+               hints=[(overwritten, "a repeated tuple must add its values up, not overwrite them "
+                                    "(index_put_(..., accumulate=True) or a loop with +=)")])
     return "equals the matrix ashlib.contract multiplies with (duplicates added)"
 
 
@@ -246,7 +268,10 @@ def _check_diagonal_fraction(f) -> str:
         means = torch.rand(k, 2, generator=g) * 6
         means[: k // 2, 1] = means[: k // 2, 0] + (torch.rand(k // 2, generator=g) - 0.5) * 0.8
         on = sum(1 for y, x in means.tolist() if round(y) == round(x)) / k
-        _close(f(means), on, f"{k} means {_show(means)}")
+        truncated = sum(1 for y, x in means.tolist() if int(y) == int(x)) / k
+        _close(f(means), on, f"{k} means {_show(means)}",
+               hints=[(truncated, "round each coordinate to its nearest cell (.round()), do not truncate (.long(), int())")]
+               if truncated != on else ())
     return "matches a count over 3 sets of means"
 
 
@@ -304,8 +329,10 @@ def _check_box_around(f) -> str:
             raise _Wrong(f"{where}: your function returned {_describe(got)}; expected {want}")
         corners = box_corners(raw.view(1, 1, 4), (canvas, canvas))
         expected = torch.tensor([top, left, top + 27, left + 27], dtype=torch.float32)
+        scaled_by_canvas = expected * (canvas - 1) / canvas  # what logit(corner / canvas) maps back to
         _close(corners.view(4), expected, f"digit at ({top}, {left}) on a {canvas}-pixel canvas: the box corners",
-               atol=1e-2)
+               atol=1e-2, hints=[(scaled_by_canvas, "a corner is sigmoid(raw) * (canvas - 1): divide by canvas - 1, "
+                                                    "not by canvas")])
     return "ashlib.glimpse.box_corners maps the answer onto the digit's frame"
 
 
@@ -330,7 +357,10 @@ def _check_half_permutation(f) -> str:
             got = _tensor(f(o, d), where, f"a tensor of {n} row indices", dtype=None)
             expected = half_permutation_rows(o.view(1, n), d)[0]
             if got.long().tolist() != expected.tolist():
-                raise _Wrong(f"{where}: expected {expected.tolist()}, got {got.tolist()}")
+                swapped = half_permutation_rows((1 - o).view(1, n), d)[0]
+                hint = (". Hint: the two halves are the wrong way round: within each bucket the entries with "
+                        "o = 0 come first, then those with o = 1") if got.long().tolist() == swapped.tolist() else ""
+                raise _Wrong(f"{where}: expected {expected.tolist()}, got {got.long().tolist()}{hint}")
     return "matches ashlib.sort.half_permutation_rows for n = 2 .. 16, every order d"
 
 

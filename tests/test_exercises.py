@@ -160,3 +160,47 @@ def test_each_solution_runs_when_pasted_into_its_stub(name, students, capsys):
     assert check(namespace[name], quiet=True)
     check(namespace[name])
     assert capsys.readouterr().out.startswith("\u2705")
+
+
+def _slip_message(name, answer, capsys):
+    answer.__name__ = name
+    check(answer)
+    return capsys.readouterr().out
+
+
+def test_usual_slips_get_a_hint(students, capsys):
+    """The slips the exercises warn about are named, not just shown as different numbers."""
+    def overwrite(indices, values, shape):  # 01.1: repeated tuples overwritten
+        W = torch.zeros(shape)
+        W[indices[:, 0], indices[:, 1]] = values
+        return W
+
+    def truncate(means):  # 02.1: truncation instead of rounding
+        cells = means.long()
+        return (cells[:, 0] == cells[:, 1]).float().mean()
+
+    def by_canvas(top, left, canvas, digit=28):  # 04.1: canvas instead of canvas - 1
+        corners = torch.tensor([top, left, top + digit - 1, left + digit - 1], dtype=torch.float32)
+        return torch.logit(corners / canvas)
+
+    def halves_swapped(o, d):  # 05.1: the o = 1 entries first
+        from ashlib.sort import half_permutation_rows
+        return half_permutation_rows((1 - o).view(1, -1), d)[0]
+
+    assert "add its values up" in _slip_message("dense_matrix", overwrite, capsys)
+    assert "do not truncate" in _slip_message("diagonal_fraction", truncate, capsys)
+    assert "divide by canvas - 1" in _slip_message("box_around", by_canvas, capsys)
+    assert "wrong way round" in _slip_message("half_permutation", halves_swapped, capsys)
+
+
+def test_a_wrong_tensor_is_reported_at_its_first_differing_entry(students, capsys):
+    def off_by_one_pixel(means, height, width):
+        from ashlib.solutions import pixel_counts
+        counts = pixel_counts(means, height, width)
+        counts[1, 2] += 1  # one extra count in one pixel
+        return counts
+
+    out = _slip_message("pixel_counts", off_by_one_pixel, capsys)
+    expected = "first difference at index (1, 2): expected {0}, got {1}"
+    assert any(expected.format(float(e), float(e + 1)) in out for e in range(3)), out
+    assert "1 of 16 entries differ" in out
