@@ -1,0 +1,143 @@
+"""Find the numbers a lesson's prose quotes that nothing backs.
+
+    python tools/notebook_numbers.py                       # every notebook; exit 1 if any number is unbacked
+    python tools/notebook_numbers.py notebooks/06_your_own_problem.ipynb
+
+The rule (tests/test_notebook_numbers.py applies it): every number of two or more digits in a
+notebook's markdown must be found
+
+* in that notebook's code or stored outputs (printed or set there), or
+* in the paper (the spec, ``ASHLIB_PAPER`` or the shared copy, when present; else this source is skipped), or
+* in a project file that the same markdown cell links to (a study's result; a linked folder counts
+  through its README.md and the files under its ``results/``).
+
+Digits are compared as written, without thousands separators ("2,808" matches "2808"), and a
+number must stand alone in the source (so "12" is not backed by "312" or "1.25"). Exempt: years
+(1900-2099), the arXiv id, notebook and exercise numbers ("notebook 04", "06.3"), the first cell's
+time line, numbers inside a link's target (paths) and code blocks shown in the markdown (solutions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w])")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _digits(token: str) -> int:
+    return sum(ch.isdigit() for ch in token)
+
+
+def _normal(token: str) -> str:
+    """Without thousands separators and a trailing comma or dot of the sentence."""
+    token = token.rstrip(",.")
+    return re.sub(r"(?<=\d),(?=\d{3}\b)", "", token)
+
+
+def _exempt(token: str, text: str, start: int, first_cell: bool) -> bool:
+    value = _normal(token).lstrip("-")
+    before = text[max(0, start - 12):start].lower()
+    if re.fullmatch(r"(19|20)\d\d", value):
+        return True  # a year
+    if re.fullmatch(r"\d{4}\.\d{4,5}", value):
+        return True  # an arXiv id
+    if re.fullmatch(r"0[1-9](\.\d)?", value) or before.rstrip().endswith(("notebook", "notebooks", "exercise", "exercises")):
+        return True  # notebook and exercise numbers
+    if first_cell:
+        line_start = text.rfind("\n", 0, start) + 1
+        paragraph = text[text.rfind("\n\n", 0, start) + 1:start]
+        if any(mark in paragraph or mark in text[line_start:start] for mark in ("**Time.**", "**Time:**")):
+            return True
+    return False
+
+
+def _strip_links(text: str) -> str:
+    """The markdown without link targets (paths and addresses are not quoted numbers), with LaTeX's
+    thousands separator ``{,}`` written as a comma."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)  # code shown in the prose (a solution) is code
+    return LINK.sub("]()", text).replace("{,}", ",")
+
+
+def _haystack(text: str) -> set[str]:
+    """Every number standing alone in ``text``, normalised (Python's ``40_000`` and the paper's
+    ``13 000`` read as 40000 and 13000)."""
+    text = re.sub(r"(?<=\d)_(?=\d)", "", text)
+    text = re.sub(r"(?<=\d) (?=\d{3}\b)", "", text)
+    return {_normal(m.group()).lstrip("-") for m in NUMBER.finditer(text)}
+
+
+def _linked_files(cell_text: str, notebook: Path) -> list[Path]:
+    files = []
+    for target in LINK.findall(cell_text):
+        if "://" in target:
+            continue
+        path = (notebook.parent / target.split("#")[0]).resolve()
+        if path.is_dir():
+            files += [p for p in [path / "README.md"] if p.is_file()]
+            results = path / "results"
+            if results.is_dir():
+                files += [p for p in results.rglob("*") if p.is_file() and p.suffix in {".txt", ".json", ".log", ".md", ".csv"}]
+        elif path.is_file():
+            files.append(path)
+    return files
+
+
+def paper_text() -> str:
+    for candidate in (os.environ.get("ASHLIB_PAPER"), ROOT.parent / "shared" / "papers" / "sparse-transformations-paper-2018.md"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate).read_text()
+    return ""
+
+
+def unbacked(notebook: Path, paper: str | None = None) -> list[tuple[int, str, str]]:
+    """(cell index, number, context) for every number of the prose that nothing backs."""
+    nb = json.loads(notebook.read_text())
+    cells = nb["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    outputs = "\n".join(
+        "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+        for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
+    backed = _haystack(code) | _haystack(outputs) | _haystack(paper if paper is not None else paper_text())
+    found = []
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] != "markdown":
+            continue
+        raw = "".join(cell["source"])
+        text = _strip_links(raw)
+        linked = None
+        for m in NUMBER.finditer(text):
+            token = m.group()
+            if _digits(token) < 2 or _exempt(token, text, m.start(), i == 0):
+                continue
+            value = _normal(token).lstrip("-")
+            if value in backed:
+                continue
+            if linked is None:
+                linked = set().union(*[_haystack(p.read_text(errors="replace")) for p in _linked_files(raw, notebook)])
+            if value in linked:
+                continue
+            found.append((i, token, text[max(0, m.start() - 50):m.end() + 30].replace("\n", " ")))
+    return found
+
+
+def main(argv=None) -> int:
+    paths = [Path(p) for p in (argv if argv is not None else sys.argv[1:])] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    total = 0
+    for path in paths:
+        for i, token, context in unbacked(path):
+            total += 1
+            print(f"{path.name} cell {i}: {token!r} in ...{context}...")
+    print(f"{total} unbacked number{'s' * (total != 1)}")
+    return 1 if total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
