@@ -2,14 +2,16 @@
 
     python tools/notebook_numbers.py                       # every notebook; exit 1 if any number is unbacked
     python tools/notebook_numbers.py notebooks/06_your_own_problem.ipynb
+    python tools/notebook_numbers.py --paper-numbers PAPER.md   # rewrite tests/paper_numbers.txt
 
 The rule (tests/test_notebook_numbers.py applies it): every number of two or more digits in a
 notebook's markdown must be found
 
 * in that notebook's code or stored outputs (printed or set there), or
-* in the paper (the spec, ``ASHLIB_PAPER`` or the shared copy, when present; else this source is skipped), or
-* in a project file that the same markdown cell links to (a study's result; a linked folder counts
-  through its README.md and the files under its ``results/``).
+* in the paper (a copy named by ``ASHLIB_PAPER``, else the list of the paper's numbers in
+  ``tests/paper_numbers.txt``), or
+* in a project file that the same markdown cell links to (a study's result; a linked folder or
+  README.md counts through that README and the files under its folder's ``results/``).
 
 Digits are compared as written, without thousands separators ("2,808" matches "2808"), and a
 number must stand alone in the source (so "12" is not backed by "312" or "1.25"). Exempt: years
@@ -80,9 +82,10 @@ def _linked_files(cell_text: str, notebook: Path) -> list[Path]:
         if "://" in target:
             continue
         path = (notebook.parent / target.split("#")[0]).resolve()
-        if path.is_dir():
-            files += [p for p in [path / "README.md"] if p.is_file()]
-            results = path / "results"
+        folder = path if path.is_dir() else path.parent if path.name == "README.md" else None
+        if folder is not None:  # a study: its README and its results
+            files += [p for p in [folder / "README.md"] if p.is_file()]
+            results = folder / "results"
             if results.is_dir():
                 files += [p for p in results.rglob("*") if p.is_file() and p.suffix in {".txt", ".json", ".log", ".md", ".csv"}]
         elif path.is_file():
@@ -90,11 +93,17 @@ def _linked_files(cell_text: str, notebook: Path) -> list[Path]:
     return files
 
 
+PAPER_NUMBERS = ROOT / "tests" / "paper_numbers.txt"
+"""The numbers the paper states (only the numbers, one per line), written by ``--paper-numbers``
+from a copy of the paper, so that the check runs where the paper is not at hand."""
+
+
 def paper_text() -> str:
-    for candidate in (os.environ.get("ASHLIB_PAPER"), ROOT.parent / "shared" / "papers" / "sparse-transformations-paper-2018.md"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate).read_text()
-    return ""
+    """The paper's text if a copy is at hand (``ASHLIB_PAPER``), else its list of numbers."""
+    candidate = os.environ.get("ASHLIB_PAPER")
+    if candidate and Path(candidate).is_file():
+        return Path(candidate).read_text()
+    return PAPER_NUMBERS.read_text() if PAPER_NUMBERS.is_file() else ""
 
 
 def unbacked(notebook: Path, paper: str | None = None) -> list[tuple[int, str, str]]:
@@ -129,7 +138,13 @@ def unbacked(notebook: Path, paper: str | None = None) -> list[tuple[int, str, s
 
 
 def main(argv=None) -> int:
-    paths = [Path(p) for p in (argv if argv is not None else sys.argv[1:])] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    args = list(argv if argv is not None else sys.argv[1:])
+    if args[:1] == ["--paper-numbers"]:  # --paper-numbers PAPER.md: write tests/paper_numbers.txt
+        numbers = sorted(_haystack(Path(args[1]).read_text()), key=lambda v: (len(v), v))
+        PAPER_NUMBERS.write_text("\n".join(numbers) + "\n")
+        print(f"{PAPER_NUMBERS}: {len(numbers)} numbers")
+        return 0
+    paths = [Path(p) for p in args] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
     total = 0
     for path in paths:
         for i, token, context in unbacked(path):
