@@ -5,10 +5,11 @@ fills it in and runs :func:`check`, which tests the answer on several inputs aga
 independent computation (ashlib's own implementation, autograd, or brute force) and prints
 whether it is right and, if not, the first input where it goes wrong.
 
-With the environment variable ``ASHLIB_SOLUTIONS=1`` (set by the test suite and by
-``tools/run_notebooks.py``) :func:`exercise` swaps every stub for the reference answer in
-:mod:`ashlib.solutions`, and a failing check raises: that is how CI exercises every self-check
-without anyone's answer in the notebook. An empty stub returns None, which no check accepts.
+With the environment variable ``ASHLIB_SOLUTIONS=1`` (set by ``tools/run_notebooks.py`` for the
+stored outputs, and by a teacher who wants a notebook run end to end) :func:`exercise` swaps every
+stub for the reference answer in :mod:`ashlib.solutions`, and a failing check raises. The test
+suite runs the notebooks without it, as a student's first Run All: an empty stub returns None, and
+its check says the exercise is not done yet.
 """
 
 from __future__ import annotations

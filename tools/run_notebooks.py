@@ -5,7 +5,8 @@
 
 Runs with one thread (reproducible numbers), kernel ``python3``, progress bars off
 (``ASHLIB_PROGRESS=0``: a stored bar would stay frozen at its first frame) and the exercises'
-reference solutions swapped in (``ASHLIB_SOLUTIONS=1``, as under the test suite). It removes the
+reference solutions swapped in (``ASHLIB_SOLUTIONS=1``; the test suite runs the notebooks without
+them, as a student would). It removes the
 widget state that GitHub cannot render and replaces each widget's text stand-in
 ("interactive(children=...") with a line saying the explorer needs a live kernel. Each
 notebook's first cell prints the mode it ran in.
