@@ -87,6 +87,15 @@ def flat_index(tuples: torch.Tensor, shape: Sequence[int], *, validate: bool = T
     return (tuples.long() * strides_t).sum(-1)
 
 
+def tuples_of(flat: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """The inverse of :func:`flat_index`: integer tuples ``(..., r)`` of row-major flat indices
+    ``flat`` (...) into a tensor of ``shape`` (indices assumed inside it)."""
+    shape = tuple(int(s) for s in shape)
+    strides = torch.tensor([math.prod(shape[d + 1 :]) for d in range(len(shape))], dtype=torch.long, device=flat.device)
+    sizes = torch.tensor(shape, dtype=torch.long, device=flat.device)
+    return (flat.long().unsqueeze(-1) // strides) % sizes
+
+
 def repeat_mask(keys: torch.Tensor) -> torch.Tensor:
     """True where ``keys[..., j]`` equals some ``keys[..., i]`` with ``i < j`` (same row).
 

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from . import relocation as reloc
 from .config import is_finite_positive
 from .contract import contract, to_dense as dense_from_tuples
-from .indexing import as_shape, flat_index
+from .indexing import as_shape, flat_index, tuples_of
 from .sampling import _as_region, check_settings, sample_log_density
 
 SIGMA_OFFSET = 2.0
@@ -501,7 +501,7 @@ class HyperLayer(SparseTransform):
         """Add this batch's evidence per (context, cell), give movable Gaussians targets, and return
         the auxiliary gradients that pull each instance's means to its context's targets and narrow its
         sigmas there (see :mod:`ashlib.relocation`)."""
-        b, k, r = means.shape
+        b, k = means.shape[:2]
         shape, memory = self.shape, self._evidence
         n_cells = math.prod(shape)
         nearest = means.round().long()
@@ -535,8 +535,8 @@ class HyperLayer(SparseTransform):
             # candidates: the (context, cell) pairs this batch sampled, not stood on or aimed at
             cand = torch.unique(kinv[inst] * n_cells + cell)
             ckey, ccell = cand // n_cells, cand % n_cells
-            taken = torch.cat([(torch.arange(n_keys, device=keys.device).unsqueeze(1) * n_cells + near).flatten(),
-                               (torch.arange(n_keys, device=keys.device).unsqueeze(1) * n_cells + target)[target >= 0]])
+            key_rows = torch.arange(n_keys, device=keys.device).unsqueeze(1) * n_cells
+            taken = torch.cat([(key_rows + near).flatten(), (key_rows + target)[target >= 0]])
             free = ~torch.isin(cand, taken)
             ckey, ccell = ckey[free], ccell[free]
             want = -memory.z(reloc.pair_ids(ukeys[ckey], ccell))
@@ -562,9 +562,7 @@ class HyperLayer(SparseTransform):
         # instance from a cell away, linear within), on the mean and on a sigma wider than settled
         target = memory.target(reloc.pair_ids(keys.unsqueeze(1), gauss))
         has = target >= 0
-        strides = torch.tensor([math.prod(shape[d + 1:]) for d in range(r)], device=keys.device)
-        sizes = torch.tensor(shape, device=keys.device)
-        tcell = (target.clamp_min(0).unsqueeze(-1) // strides) % sizes  # (b, k, r)
+        tcell = tuples_of(target.clamp_min(0), shape)  # (b, k, r)
         weight = self.relocate_weight / b
         grad_means = torch.where(has.unsqueeze(-1), (means - tcell).clamp(-1, 1), 0.0) * weight
         aim = (min(self.min_sigma, reloc.SETTLED) + reloc.SETTLED) / 2

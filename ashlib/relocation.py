@@ -36,7 +36,7 @@ import math
 
 import torch
 
-from .indexing import flat_index
+from .indexing import flat_index, tuples_of
 
 MARGIN = 4.0
 """Default z-score a move needs, on both sides (harm where the Gaussian is, want where it goes)."""
@@ -164,8 +164,7 @@ def unique_cells(tuples: torch.Tensor, shape, occupied: torch.Tensor | None = No
     keys = torch.unique(flat_index(tuples, shape, validate=False))
     if occupied is not None:
         keys = keys[~torch.isin(keys, flat_index(occupied, shape, validate=False))]
-    strides = [math.prod(shape[d + 1:]) for d in range(len(shape))]
-    return torch.stack([(keys // s) % n for s, n in zip(strides, shape)], dim=1)
+    return tuples_of(keys, shape)
 
 
 

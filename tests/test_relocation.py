@@ -303,3 +303,12 @@ def test_hyperlayer_relocation_moves_nothing_where_contexts_never_repeat():
 def test_hyperlayer_relocation_settings_refused(kwargs):
     with pytest.raises(ValueError, match="relocate"):
         ashlib.HyperLayer(8, 1, 1, lambda c: None, **kwargs)
+
+
+def test_tuples_of_inverts_flat_index_by_enumeration():
+    from ashlib.indexing import flat_index, tuples_of
+
+    shape = (3, 1, 4)
+    every = torch.cartesian_prod(*[torch.arange(n) for n in shape])  # row-major order: flat index = position
+    assert torch.equal(tuples_of(torch.arange(every.shape[0]), shape), every)
+    assert torch.equal(flat_index(tuples_of(torch.tensor([[5, 11], [0, 7]]), shape), shape), torch.tensor([[5, 11], [0, 7]]))
