@@ -346,6 +346,31 @@ def _check_grid_means(f) -> str:
     return "equals the grid ashlib's glimpse reads (flipped boxes included)"
 
 
+def _check_corner_gradient_signs(f) -> str:
+    from .glimpse import SparseGlimpse
+
+    cases = (((18, 18, 31, 31), (13, 13, 26, 26), 40), ((8, 8, 21, 21), (13, 13, 26, 26), 40),
+             ((5, 21, 18, 34), (13, 13, 26, 26), 40), ((28, 12, 47, 31), (20, 20, 39, 39), 60),
+             ((15, 25, 34, 44), (20, 20, 39, 39), 60))
+    for box, digit, canvas in cases:
+        where = f"box {box}, digit {digit} on a {canvas}-pixel canvas"
+        got = f(box, digit)
+        signs = _tensor(got, where, "4 signs (+1 or -1)")
+        image = torch.zeros(1, 1, canvas, canvas, dtype=torch.float64)
+        image[..., digit[0]:digit[2] + 1, digit[1]:digit[3] + 1] = 1.0  # a square of ink where the digit is
+        layer = SparseGlimpse((canvas, canvas), glimpse_size=8, a_local=8, a_global=4, region=(10, 10),
+                              init_sigma=2.0).double()
+        raw = torch.logit(torch.tensor(box, dtype=torch.float64) / (canvas - 1)).view(1, 1, 4).requires_grad_()
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(8):  # the mean gradient over 8 draws of the sparse W
+            (-layer(image, raw, generator=generator).sum()).backward()
+        expected = torch.sign(raw.grad.view(4))
+        _close(signs, expected, f"{where}: the signs of dL/d(y0, x0, y1, x1)", atol=0.5,
+               hints=[(-expected, "those are the directions the corners should move; gradient descent steps "
+                                  "against the gradient, so the gradient's sign is the opposite")])
+    return "matches the signs autograd gives through a SparseGlimpse, over 8 draws of W"
+
+
 def _check_half_permutation(f) -> str:
     from .sort import half_permutation_rows
 
@@ -463,6 +488,7 @@ EXERCISES = {
     "leave_one_out": ("03.2 a leave-one-out baseline", _check_leave_one_out),
     "box_around": ("04.1 move a glimpse by hand", _check_box_around),
     "grid_means": ("04.2 the glimpse grid", _check_grid_means),
+    "corner_gradient_signs": ("04.3 which way a corner is pushed", _check_corner_gradient_signs),
     "half_permutation": ("05.1 a half-permutation", _check_half_permutation),
     "soft_buckets": ("05.2 soft buckets", _check_soft_buckets),
     "sample_weight": ("05.3 the weight of a sampled o", _check_sample_weight),
@@ -483,6 +509,7 @@ RETURNS = {
     "leave_one_out": "a tensor with one baseline per loss",
     "box_around": "4 raw numbers (y0, x0, y1, x1 before the sigmoid)",
     "grid_means": "a tensor (s, s, 2): the grid of means",
+    "corner_gradient_signs": "4 signs (+1 or -1), one per raw corner (y0, x0, y1, x1)",
     "half_permutation": "a tensor (n,) of row indices",
     "soft_buckets": "a tensor (n,): o' per key",
     "sample_weight": "one number: the weight of o",

@@ -137,6 +137,18 @@ def grid_means(corners, s):
     return grid
 
 
+def corner_gradient_signs(box, digit):
+    """Signs of dL/d(raw y0, x0, y1, x1) for L = minus the ink a glimpse reads, box offset from the digit.
+
+    Why: reading more of the digit lowers L, so a corner lying above (or left of) the digit's
+    matching corner lowers L by moving down (right): its gradient is negative. A corner beyond
+    the digit's has a positive gradient. The sigmoid that maps a raw number to a corner is
+    increasing, so the raw number's gradient has the same sign. (When an edge lies inside the
+    ink, moving it changes little and the sign is no longer a safe guess.)
+    """
+    return torch.sign(torch.as_tensor(box, dtype=torch.float32) - torch.as_tensor(digit, dtype=torch.float32))
+
+
 # ---------------------------------------------------------------- 05 · sorting
 
 

@@ -80,6 +80,9 @@ def _wrong_answers():
         ys, xs = y0 + (y1 - y0) * t, x0 + (x1 - x0) * t
         return torch.stack(torch.broadcast_tensors(ys[:, None], xs[None, :]), -1)
 
+    def corner_gradient_signs(box, digit):  # the direction each corner should move, not the gradient's sign
+        return torch.sign(torch.as_tensor(digit, dtype=torch.float32) - torch.as_tensor(box, dtype=torch.float32))
+
     def half_permutation(o, d):  # ignores chunks (right only for d = 1)
         return solutions.half_permutation(o, 1)
 
@@ -191,6 +194,8 @@ def test_usual_slips_get_a_hint(students, capsys):
     assert "do not truncate" in _slip_message("diagonal_fraction", truncate, capsys)
     assert "divide by canvas - 1" in _slip_message("box_around", by_canvas, capsys)
     assert "wrong way round" in _slip_message("half_permutation", halves_swapped, capsys)
+    toward_digit = _wrong_answers()["corner_gradient_signs"]  # 04.3: the direction of the step, not of the gradient
+    assert "steps against the gradient" in _slip_message("corner_gradient_signs", toward_digit, capsys)
 
 
 def test_a_wrong_tensor_is_reported_at_its_first_differing_entry(students, capsys):

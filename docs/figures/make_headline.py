@@ -31,6 +31,7 @@ def main() -> None:
         layer.means.copy_(torch.logit(torch.tensor([[1 / 7, 6 / 7]])))  # index space (1, 6)
     optimiser = torch.optim.Adam(layer.parameters(), lr=0.05)
     path, losses = [layer.gaussians()[0][0].detach().clone()], []
+    start_sigma = layer.gaussians()[1][0].detach().clone()
     for _ in range(200):
         x = torch.randn(64, n)
         loss = (layer(x) - x @ target.T).pow(2).mean()
@@ -49,13 +50,13 @@ def main() -> None:
     bar = fig.colorbar(image, ax=ax1, fraction=0.046, pad=0.04, ticks=[0, 1])
     bar.set_label("target entry")
     ax1.plot(path[:, 1], path[:, 0], "-", color="tab:orange", lw=1.5)
-    plot_gaussians(path[[0]], torch.full((1, 2), 1.0), ax=ax1, color="gray", label="start")
+    plot_gaussians(path[[0]], start_sigma[None], ax=ax1, color="gray", label="start")
     plot_gaussians(final_mean[None], final_sigma[None], ax=ax1, color="tab:blue", label="after 200 batches")
     ax1.legend(loc="upper right", fontsize=9)
     ax2.semilogy(range(1, len(losses) + 1), losses, color="tab:blue")
     ax2.set_xlabel("batch")
     ax2.set_ylabel("training MSE (log scale)")
-    ax2.set_title("the loss falls once the mean arrives")
+    ax2.set_title("training loss: flat while the mean travels, then a steep fall")
     fig.tight_layout()
     fig.savefig(OUT)
     print(f"wrote {OUT}")
