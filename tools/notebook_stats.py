@@ -1,6 +1,13 @@
 """Words, figures, exercises and stated time per notebook: the numbers a lesson is held to.
 
     python tools/notebook_stats.py [notebooks/*.ipynb]
+    python tools/notebook_stats.py --sections notebooks/04_attention.ipynb   # the time rule per section
+
+The time rule (README, "Teaching with ashlib"; tests/test_notebook_times.py holds the notebooks and
+the README to it): reading at 130 words a minute, 10 minutes per exercise, 1 minute per stored
+figure, plus the stored run time, the sum of the code cells' execution times that nbclient records
+in each cell's metadata when ``tools/run_notebooks.py`` produces the outputs. A notebook's stated
+time must lie within 15 % of it.
 
 Prose words count the markdown cells only, without fenced code blocks and HTML tags; a word is a
 run of letters or a number, inline code included (the stricter count, as the project's before-stop
@@ -40,6 +47,60 @@ def summary_cell(cells) -> str | None:
     return None
 
 
+WORDS_PER_MINUTE = 130
+MINUTES_PER_EXERCISE = 10
+MINUTES_PER_FIGURE = 1
+SECTION = re.compile(r"^##\s+(\d+)\.", re.M)
+
+
+def _seconds(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def run_seconds(cells) -> float:
+    """Seconds the code cells ran when the stored outputs were made (nbclient's timestamps)."""
+    total = 0.0
+    for cell in cells:
+        timing = cell.get("metadata", {}).get("execution", {})
+        if cell["cell_type"] == "code" and "iopub.execute_input" in timing and "shell.execute_reply" in timing:
+            total += _seconds(timing["shell.execute_reply"]) - _seconds(timing["iopub.execute_input"])
+    return total
+
+
+def rule(cells) -> dict:
+    """The time rule over some cells: its parts in minutes and their sum."""
+    markdown = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    parts = {
+        "reading": sum(words(m) for m in markdown) / WORDS_PER_MINUTE,
+        "exercises": MINUTES_PER_EXERCISE * sum(len(re.findall(r"^@exercise", c, re.M)) for c in code),
+        "figures": MINUTES_PER_FIGURE * sum(1 for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])
+                                            if "image/png" in o.get("data", {})),
+        "running": run_seconds(cells) / 60,
+    }
+    return {**parts, "total": sum(parts.values())}
+
+
+def sections(cells) -> dict:
+    """Numbered section -> its cells; section 0 is everything before section 1 (title, set-up)."""
+    out, current = {0: []}, 0
+    for cell in cells:
+        found = SECTION.search("".join(cell["source"])) if cell["cell_type"] == "markdown" else None
+        if found:
+            current = int(found.group(1))
+            out.setdefault(current, [])
+        out[current].append(cell)
+    return out
+
+
+def rule_for_sections(path, first: int, last: int) -> dict:
+    """The time rule for sections first..last of a notebook, with its opening (section 0) counted in."""
+    parts = sections(json.loads(Path(path).read_text())["cells"])
+    return rule([c for number in [0, *range(first, last + 1)] for c in parts.get(number, [])])
+
+
 def stats(path) -> dict:
     cells = json.loads(Path(path).read_text())["cells"]
     markdown = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
@@ -52,16 +113,29 @@ def stats(path) -> dict:
     return {"notebook": Path(path).name, "words": sum(words(m) for m in markdown),
             "summary_words": words(summary) if summary is not None else None, "figures": figures,
             "exercises": sum(len(re.findall(r"^@exercise", c, re.M)) for c in code),
-            "stated_minutes": int(time.group(1)) if time else None}
+            "stated_minutes": int(time.group(1)) if time else None, "run_seconds": run_seconds(cells),
+            "rule_minutes": rule(cells)["total"]}
 
 
 def main(argv=None) -> int:
-    paths = (argv if argv is not None else sys.argv[1:]) or sorted(str(p) for p in Path("notebooks").glob("*.ipynb"))
-    print(f"{'notebook':<30} {'words':>6} {'summary':>8} {'figures':>8} {'exercises':>10} {'time (min)':>11}")
+    argv = list(argv if argv is not None else sys.argv[1:])
+    by_section = "--sections" in argv
+    argv = [a for a in argv if a != "--sections"]
+    paths = argv or sorted(str(p) for p in Path("notebooks").glob("*.ipynb"))
+    if by_section:
+        for path in paths:
+            print(Path(path).name)
+            for number, cells in sections(json.loads(Path(path).read_text())["cells"]).items():
+                r = rule(cells)
+                print(f"  section {number:>2}: {r['total']:5.1f} min (read {r['reading']:4.1f}, exercises "
+                      f"{r['exercises']:2.0f}, figures {r['figures']:2.0f}, run {r['running']:4.1f})")
+        return 0
+    print(f"{'notebook':<30} {'words':>6} {'summary':>8} {'figures':>8} {'exercises':>10} {'run (s)':>8} "
+          f"{'rule (min)':>11} {'stated':>7}")
     for path in paths:
         s = stats(path)
         print(f"{s['notebook']:<30} {s['words']:>6} {str(s['summary_words']):>8} {s['figures']:>8} "
-              f"{s['exercises']:>10} {str(s['stated_minutes']):>11}")
+              f"{s['exercises']:>10} {s['run_seconds']:>8.0f} {s['rule_minutes']:>11.1f} {str(s['stated_minutes']):>7}")
     return 0
 
 
