@@ -56,3 +56,5 @@ def test_the_rule_by_hand(tmp_path):
     nb = _notebook(tmp_path, "# t\n\nThe paper trains 13,000 batches.")
     assert notebook_numbers.unbacked(nb, paper="Figure 3: after 13 000 batches") == []
     assert [t for _, t, _ in notebook_numbers.unbacked(nb, paper="")] == ["13,000"]
+    nb = _notebook(tmp_path, "# t\n\nA source rate of 3e-5, not 4e-5.", "source rate 3e-05\n")  # Python pads the exponent
+    assert [t for _, t, _ in notebook_numbers.unbacked(nb, paper="")] == ["4e-5"]

@@ -13,7 +13,8 @@ notebook's markdown must be found
 * in a project file that the same markdown cell links to (a study's result; a linked folder or
   README.md counts through that README and the files under its folder's ``results/``).
 
-Digits are compared as written, without thousands separators ("2,808" matches "2808"), and a
+Digits are compared as written, without thousands separators ("2,808" matches "2808") or an
+exponent's padding ("3e-5" matches "3e-05"), and a
 number must stand alone in the source (so "12" is not backed by "312" or "1.25"). Exempt: years
 (1900-2099), the arXiv id, notebook and exercise numbers ("notebook 04", "06.3"), the first cell's
 time line, numbers inside a link's target (paths) and code blocks shown in the markdown (solutions).
@@ -39,9 +40,11 @@ def _digits(token: str) -> int:
 
 
 def _normal(token: str) -> str:
-    """Without thousands separators and a trailing comma or dot of the sentence."""
+    """Without thousands separators, a trailing comma or dot of the sentence, and the padding of an
+    exponent (Python prints 3e-05 where the prose writes 3e-5)."""
     token = token.rstrip(",.")
-    return re.sub(r"(?<=\d),(?=\d{3}\b)", "", token)
+    token = re.sub(r"(?<=\d),(?=\d{3}\b)", "", token)
+    return re.sub(r"([eE])([-+]?)0*(\d)", lambda m: m.group(1).lower() + m.group(2).replace("+", "") + m.group(3), token)
 
 
 def _exempt(token: str, text: str, start: int, first_cell: bool) -> bool:
