@@ -180,7 +180,8 @@ def _check_corner_tuples(f) -> str:
     for r in (1, 2, 3):
         for _ in range(3):
             mean = torch.rand(r, generator=g, dtype=torch.float64) * 6 + 0.05
-            mean = mean + (mean.round() == mean).double() * 0.1  # keep off the integers
+            if _ == 2:
+                mean[0] = mean[0].floor()  # one coordinate exactly on an integer: floor and floor + 1, no repeat
             tuples, _ = sample(mean.float().view(1, 1, r), torch.ones(1, 1, r), (8,) * r, a_local=0, a_global=0,
                                  region=1)
             expected = sorted(map(tuple, tuples[0, 0].tolist()))
@@ -192,8 +193,10 @@ def _check_corner_tuples(f) -> str:
                 raise _Wrong(f"{where}: your function returned {_describe(got)}; expected {want}")
             got = sorted(map(tuple, got_t.long().view(-1, r).tolist()))
             if got != expected:
-                raise _Wrong(f"mean {_show(mean)}: expected the tuples {expected}, got {got}")
-    return "matches ashlib.sample's nearest tuples for r = 1, 2, 3"
+                hint = (" Hint: on an integer coordinate, floor and ceil are the same number; take floor and floor + 1"
+                        if len(set(got)) < len(got) else "")
+                raise _Wrong(f"mean {_show(mean)}: expected the tuples {expected}, got {got}.{hint}")
+    return "matches ashlib.sample's nearest tuples for r = 1, 2, 3, integer coordinates included"
 
 
 def _check_proportions(f) -> str:
@@ -206,7 +209,14 @@ def _check_proportions(f) -> str:
         tuples, props = sample(mean, sigma, (4, 4), a_local=3, a_global=5, region=3, generator=g)
         _close(f(tuples[0, 0], mean[0, 0], sigma[0, 0]), props[0, 0],
                f"tuples {tuples[0, 0].tolist()}, mean {_show(mean)}, sigma {_show(sigma)}")
-    return "matches ashlib.sample's proportions, repeats included, on 4 draws"
+    corners = torch.tensor([[i, j, k] for i in (3, 4) for j in (3, 4) for k in (3, 4)])
+    narrow = f(corners, torch.full((3,), 3.5), torch.full((3,), 0.01))  # every density below 1e-300
+    where = "the 8 corners of a 3-D cell, mean in its middle, sigma 0.01"
+    if torch.isnan(_tensor(narrow, where, "a tensor (8,)")).any():
+        raise _Wrong(f"{where}: your proportions are NaN. Every density underflowed to 0 and 0/0 is NaN: "
+                     "work in log space (a softmax of the log densities)")
+    _close(narrow, torch.full((8,), 1 / 8), where)
+    return "matches ashlib.sample's proportions, repeats included, on 4 draws, and a sigma too small for exp"
 
 
 def _check_dense_matrix(f) -> str:

@@ -14,12 +14,16 @@ import torch
 
 
 def corner_tuples(mean):
-    """The 2**r integer tuples around a point: every coordinate rounded down or up."""
+    """The 2**r corners of the unit cell that holds a point: per coordinate, its floor and floor + 1.
+
+    Why not floor and ceil: for an integer coordinate those are the same number, and the cell
+    would shrink to repeated tuples; floor + 1 always gives two neighbours.
+    """
     import itertools
     import math
 
     mean = torch.as_tensor(mean, dtype=torch.float64)
-    choices = [(math.floor(m), math.ceil(m)) for m in mean.tolist()]
+    choices = [(math.floor(m), math.floor(m) + 1) for m in mean.tolist()]
     return torch.tensor(list(itertools.product(*choices)), dtype=torch.long)
 
 
