@@ -317,7 +317,11 @@ def _check_score_function_gradient(f) -> str:
         m = mu.clone().requires_grad_()
         logp = torch.distributions.Normal(m, sigma).log_prob(z).sum(-1)
         ((losses - baseline) * logp).mean().backward()  # autograd of the surrogate
-        _close(f(z, mu, sigma, losses, baseline), m.grad, f"r = {r}, N = {N} draws")
+        feedback = (losses - baseline).unsqueeze(-1)
+        slips = [(-m.grad, "the sign is flipped: d log N(z | mu, sigma) / d mu = (z - mu) / sigma^2"),
+                 ((feedback * (z - mu) / sigma).mean(0), "divide by sigma squared, not sigma"),
+                 ((feedback * (z - mu) / sigma**2).sum(0), "average over the N draws, do not sum")]
+        _close(f(z, mu, sigma, losses, baseline), m.grad, f"r = {r}, N = {N} draws", hints=slips)
     return "equals autograd through log N(z | mu, sigma) times (loss - baseline)"
 
 
