@@ -425,7 +425,7 @@ def _check_sample_weight(f) -> str:
         o, soft_o, props = step.o[0], step.soft_o[0], step.proportions[0]
         weights = []
         for j in range(o.shape[0]):
-            weights.append(_number(f(o[j], soft_o), f"n = {n}, sample {j}: the weight",
+            weights.append(_number(f(o[j].long(), soft_o), f"n = {n}, sample {j}: the weight",  # o as 0/1 integers
                                    "one number (the weight of this o)"))
         kept = props > 0  # repeats get nothing in ashlib; compare the distinct samples
         mine = torch.tensor(weights)[kept]
