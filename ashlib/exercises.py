@@ -335,7 +335,7 @@ def _check_leave_one_out(f) -> str:
 def _check_box_around(f) -> str:
     from .glimpse import box_corners
 
-    for top, left, canvas in ((5, 9, 40), (0, 0, 60), (72, 30, 100)):
+    for top, left, canvas in ((5, 9, 40), (1, 2, 60), (70, 30, 100)):  # off the edge: an edge corner is +-inf
         where = f"digit at ({top}, {left}) on a {canvas}-pixel canvas"
         want = "4 raw numbers (y0, x0, y1, x1 before the sigmoid)"
         got = f(top, left, canvas)

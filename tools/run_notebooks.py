@@ -22,7 +22,7 @@ from nbclient import NotebookClient
 
 
 WIDGET_STAND_IN = ("[interactive explorer: it appears when you run this cell in Jupyter; "
-                   "the static figure below shows one setting]")
+                   "the static figure after it stands in for it here]")
 
 
 def execute(path: str, quick: bool, timeout: int) -> None:
