@@ -308,12 +308,14 @@ def _check_tuples_per_instance(f) -> str:
 
 def _check_score_function_gradient(f) -> str:
     g = torch.Generator().manual_seed(13)
-    for r, N in ((1, 5), (3, 50)):
+    for r, N, per_draw in ((1, 5, False), (3, 50, False), (2, 8, True)):
         mu = torch.randn(r, generator=g, dtype=torch.float64)
         sigma = 0.7
         z = mu + sigma * torch.randn(N, r, generator=g, dtype=torch.float64)
         losses = (z**2).sum(-1)
         baseline = float(losses.mean()) * 0.9
+        if per_draw:  # one b_i per draw, as a leave-one-out baseline gives (cell 12 of notebook 03 passes one)
+            baseline = (losses.sum() - losses) / (N - 1)
         m = mu.clone().requires_grad_()
         logp = torch.distributions.Normal(m, sigma).log_prob(z).sum(-1)
         ((losses - baseline) * logp).mean().backward()  # autograd of the surrogate
@@ -321,7 +323,8 @@ def _check_score_function_gradient(f) -> str:
         slips = [(-m.grad, "the sign is flipped: d log N(z | mu, sigma) / d mu = (z - mu) / sigma^2"),
                  ((feedback * (z - mu) / sigma).mean(0), "divide by sigma squared, not sigma"),
                  ((feedback * (z - mu) / sigma**2).sum(0), "average over the N draws, do not sum")]
-        _close(f(z, mu, sigma, losses, baseline), m.grad, f"r = {r}, N = {N} draws", hints=slips)
+        what = f"r = {r}, N = {N} draws" + (", a tensor baseline (one b_i per draw)" if per_draw else "")
+        _close(f(z, mu, sigma, losses, baseline), m.grad, what, hints=slips)
     return "equals autograd through log N(z | mu, sigma) times (loss - baseline)"
 
 
