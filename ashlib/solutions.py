@@ -180,7 +180,8 @@ def soft_buckets(keys, C):
     sigmoid(-C gap / 2) < 1/2 and sigmoid(+C gap / 2) > 1/2: rounding o' gives exactly n/2 ones (a
     valid half-permutation, the hard o), and as C or the gap grows both tend to 0 and 1, so o'
     tends to o. Were the median one of the two middle keys, that item would get o' = 1/2 whatever
-    C and the gap: undecided for ever, and round(o') no longer balanced.
+    C and the gap: undecided for ever, and whether round(o') still has n/2 ones would depend on
+    which middle key was taken and on how 1/2 is rounded.
     """
     keys = torch.as_tensor(keys, dtype=torch.float32)
     ordered = keys.sort().values
