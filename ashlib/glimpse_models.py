@@ -189,8 +189,8 @@ def _head(kind: str, n_glimpses: int, channels: int, s: int, hidden: int, n_clas
     as g*c channels, two 3x3 conv + ReLU + 2x2 max-pool stages (32, 64 channels), then the same
     MLP: it sees a digit that sits anywhere in the glimpse, which the MLP must learn per pixel.
     ``"convnet"``: the baseline's own table-2 ConvNet (six 3x3 convs, 4x4 then 2x2 pooling, two
-    ``hidden``-unit layers, He-initialised) on the glimpse, so that glimpse model and
-    :class:`ConvNetBaseline` differ only in what the ConvNet is shown.
+    ``hidden``-unit layers, He-initialised) on the glimpse: the baseline's convolutional trunk,
+    with the head's own ``hidden`` width.
     """
     if kind not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {kind!r}")
