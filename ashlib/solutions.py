@@ -147,8 +147,7 @@ def corner_gradient_signs(box, digit):
     Why: reading more of the digit lowers L, so a corner lying above (or left of) the digit's
     matching corner lowers L by moving down (right): its gradient is negative. A corner beyond
     the digit's has a positive gradient. The sigmoid that maps a raw number to a corner is
-    increasing, so the raw number's gradient has the same sign. (When an edge lies inside the
-    ink, moving it changes little and the sign is no longer a safe guess.)
+    increasing, so the raw number's gradient has the same sign.
     """
     return torch.sign(torch.as_tensor(box, dtype=torch.float32) - torch.as_tensor(digit, dtype=torch.float32))
 
