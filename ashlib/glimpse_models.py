@@ -65,7 +65,7 @@ def _he_init(net: nn.Module) -> None:
     """Kaiming-normal weights (fan-in, ReLU gain) and zero biases for every conv and linear layer.
 
     With PyTorch's default (uniform, gain 1/sqrt(3)) the signal shrinks by about half per ReLU
-    layer: after table 2's eight layers the output hardly depends on the image.
+    layer: after table 2's nine layers the output hardly depends on the image.
     """
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):

@@ -65,7 +65,7 @@ class AttentionConfig:
     n_glimpses: int = 1
     glimpse_size: int | None = None  # paper: 32 (1 glimpse) or 12 (8 glimpses); quick: 12
     canvas: int | None = None  # paper: 100; quick: 40
-    n_distractors: int | None = None  # paper: 8; quick: 4
+    n_distractors: int | None = None  # 8 (the mnist-cluttered example; the paper gives none); quick: 4
     train_size: int | None = None  # canvases per epoch; paper: 60,000; quick: 3,000
     test_size: int | None = None  # paper: 10,000; quick: 1,000
     epochs: int | None = None  # paper: 70; quick: 3
