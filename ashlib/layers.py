@@ -35,8 +35,8 @@ SIGMA_OFFSET = 2.0
 """Added to the raw sigma before the softplus (Algorithm 1), so a raw value of 0 starts wide."""
 
 POOL_ALL_UP_TO = 64
-"""``chunk_size="auto"`` (the default) pools all Gaussians, as the paper's Algorithm 1, up to this
-many, and gives each Gaussian its own pool (``chunk_size=1``) above: whole-layer pooling costs
+"""``chunk_size="auto"`` (the default) pools all Gaussians (our reading of the paper's section 2.1;
+its Algorithm 1 is ambiguous) when there are at most this many, and gives each Gaussian its own pool (``chunk_size=1``) above: whole-layer pooling costs
 O(batch * k**2 * S), seconds per batch at k = 768, while each Gaussian's own pool is linear in k."""
 
 SIGMA_RATE = 0.03
@@ -252,8 +252,8 @@ class SparseLayer(SparseTransform):
         k: number of Gaussians (nonzero weights the layer aims for).
         a_local, a_global, region: sampling settings, see :func:`ashlib.sample`; left out, they
             follow the paper's appendix A.1 scaled by the size of W (:func:`default_sampling`).
-        chunk_size: Gaussians per pool (a divisor of k). ``None`` pools all k Gaussians, as the
-            paper's Algorithm 1 does, at O(batch * k**2 * S) time and memory; the default
+        chunk_size: Gaussians per pool (a divisor of k). ``None`` pools all k Gaussians (our reading of
+            the paper's section 2.1), at O(batch * k**2 * S) time and memory; the default
             ``"auto"`` does so up to :data:`POOL_ALL_UP_TO` Gaussians and uses ``1`` above.
         fix_values: keep every value at 1 (a buffer) instead of learning it.
         init_means: (k, r) starting means in index space (cell coordinates; e.g. the diagonal), or

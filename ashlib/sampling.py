@@ -3,7 +3,8 @@
 Each Gaussian (a continuous index tuple with a standard deviation per dimension) proposes
 ``S = 2**r + a_local + a_global`` integer tuples of the weight tensor W:
 
-* the ``2**r`` corners of the unit cell that contains its mean (floor or ceil per dimension),
+* the ``2**r`` corners of the unit cell that contains its mean (floor and floor + 1 per dimension,
+  shifted inwards at the last index),
 * ``a_local`` tuples drawn uniformly from a ``region``-sized box around its rounded mean,
   the box shifted to stay inside W,
 * ``a_global`` tuples drawn uniformly from all of W.
@@ -142,8 +143,8 @@ def sample(
         shape: the r sizes of W.
         a_local, a_global: how many local and global tuples each Gaussian draws.
         region: size of the local box, an int or one int per dimension (1 <= l_d <= shape[d]).
-        chunk_size: Gaussians per pool (must divide k); None pools the whole layer, as in
-            Algorithm 1 of the paper. Memory is O(b * k * chunk_size * S).
+        chunk_size: Gaussians per pool (must divide k); None pools the whole layer (our reading
+            of the paper's section 2.1). Memory is O(b * k * chunk_size * S).
         generator: optional torch.Generator on the means' device, for reproducible draws. The
             draws do not depend on ``chunk_size``, so the same generator state gives the same
             tuples for every chunk size.
