@@ -128,7 +128,8 @@ def grid_means(corners, s):
     grid then run upward. Glimpse row 0 reads the box's bottom edge (canvas row y0) and the last
     row its top edge: the glimpse is the same region turned upside down. The same points are
     sampled, with the same gradient, only in reverse row order, and an MLP head learns
-    upside-down digits as easily as upright ones (it has no notion of up). The bad case lies in between: as y1 approaches y0 the rows
+    upside-down digits as easily as upright ones (it has no notion of up), as long as the boxes
+    of all canvases flip alike. The bad case lies in between: as y1 approaches y0 the rows
     close up, every glimpse row reads the same canvas row, and the box collapses (section 9).
     A box given as a centre and a side (box_param="centre_scale") can neither flip nor collapse.
     """
