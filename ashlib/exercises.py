@@ -196,7 +196,8 @@ def _check_corner_tuples(f) -> str:
                 hint = (" Hint: on an integer coordinate, floor and ceil are the same number; take floor and floor + 1"
                         if len(set(got)) < len(got) else "")
                 raise _Wrong(f"mean {_show(mean)}: expected the tuples {expected}, got {got}.{hint}")
-    return "matches ashlib.sample's nearest tuples for r = 1, 2, 3, integer coordinates included"
+    return ("matches ashlib.sample's nearest tuples for r = 1, 2, 3, integer coordinates included "
+            "(away from the matrix's last index, where ashlib shifts the cell inwards)")
 
 
 def _check_proportions(f) -> str:

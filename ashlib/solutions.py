@@ -17,7 +17,8 @@ def corner_tuples(mean):
     """The 2**r corners of the unit cell that holds a point: per coordinate, its floor and floor + 1.
 
     Why not floor and ceil: for an integer coordinate those are the same number, and the cell
-    would shrink to repeated tuples; floor + 1 always gives two neighbours.
+    would shrink to repeated tuples; floor + 1 gives two neighbours. (At a matrix's last index
+    ashlib also shifts the cell inwards; this exercise has no matrix and leaves that out.)
     """
     import itertools
     import math
