@@ -21,8 +21,7 @@ import nbformat
 from nbclient import NotebookClient
 
 
-WIDGET_STAND_IN = ("[interactive explorer: it appears when you run this cell in Jupyter; "
-                   "the static figure after it stands in for it here]")
+WIDGET_STAND_IN = "[interactive explorer: it appears when you run this cell in Jupyter]"
 
 
 def execute(path: str, quick: bool, timeout: int) -> None:
