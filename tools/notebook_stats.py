@@ -69,15 +69,24 @@ def run_seconds(cells) -> float:
     return total
 
 
+def count_figures(cells) -> int:
+    """Stored figures: PNG outputs of code cells."""
+    return sum(1 for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])
+               if "image/png" in o.get("data", {}))
+
+
+def count_exercises(cells) -> int:
+    """Exercise stubs: code cells' lines that start with ``@exercise``."""
+    return sum(len(re.findall(r"^@exercise", "".join(c["source"]), re.M)) for c in cells if c["cell_type"] == "code")
+
+
 def rule(cells) -> dict:
     """The time rule over some cells: its parts in minutes and their sum."""
     markdown = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
-    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
     parts = {
         "reading": sum(words(m) for m in markdown) / WORDS_PER_MINUTE,
-        "exercises": MINUTES_PER_EXERCISE * sum(len(re.findall(r"^@exercise", c, re.M)) for c in code),
-        "figures": MINUTES_PER_FIGURE * sum(1 for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])
-                                            if "image/png" in o.get("data", {})),
+        "exercises": MINUTES_PER_EXERCISE * count_exercises(cells),
+        "figures": MINUTES_PER_FIGURE * count_figures(cells),
         "running": run_seconds(cells) / 60,
     }
     return {**parts, "total": sum(parts.values())}
@@ -104,15 +113,12 @@ def rule_for_sections(path, first: int, last: int) -> dict:
 def stats(path) -> dict:
     cells = json.loads(Path(path).read_text())["cells"]
     markdown = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
-    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
-    figures = sum(1 for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])
-                  if "image/png" in o.get("data", {}))
     time = re.search(r"\*\*Time[^*]*\*\*[^0-9]*(\d+)\s*min", markdown[0] if markdown else "") or \
         re.search(r"Time[^\n]*?(\d+)\s*min", markdown[0] if markdown else "")
     summary = summary_cell(cells)
     return {"notebook": Path(path).name, "words": sum(words(m) for m in markdown),
-            "summary_words": words(summary) if summary is not None else None, "figures": figures,
-            "exercises": sum(len(re.findall(r"^@exercise", c, re.M)) for c in code),
+            "summary_words": words(summary) if summary is not None else None,
+            "figures": count_figures(cells), "exercises": count_exercises(cells),
             "stated_minutes": int(time.group(1)) if time else None, "run_seconds": run_seconds(cells),
             "rule_minutes": rule(cells)["total"]}
 
